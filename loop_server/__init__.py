@@ -1,0 +1,3 @@
+"""loop-server: the Loop API server, re-implemented on Trio."""
+
+__version__ = "0.1.0"

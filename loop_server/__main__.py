@@ -1,0 +1,3 @@
+from loop_server.cli import main
+
+raise SystemExit(main())

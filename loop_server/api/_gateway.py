@@ -1,0 +1,161 @@
+"""The outermost ASGI layer: what every route shares and no route should repeat.
+
+CORS on every response and ``OPTIONS`` preflights (SPEC §1.3), Go ``ServeMux`` path cleaning
+(§1.4), the optional bearer token (A.2) and the request-body limit (A.2). It runs before
+routing, so it is pure ASGI rather than Quart hooks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import posixpath
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CORS_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type, Authorization"),
+)
+TEXT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"x-content-type-options", b"nosniff"),
+)
+OPEN_PATHS = frozenset({"/api/health"})
+
+
+def clean_path(path: str) -> str:
+    """Go's ``path.Clean`` as ServeMux applies it, keeping a trailing slash."""
+    if path == "" or path[0] != "/":
+        path = "/" + path
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")  # normpath keeps a leading "//"; Go does not
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, credential = value.partition(b" ")
+            if scheme.lower() == b"bearer":
+                return credential.strip()
+    return None
+
+
+def token_matches(expected: str, given: bytes | None) -> bool:
+    if given is None:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given)
+
+
+def authorized(
+    token: str, headers: Iterable[tuple[bytes, bytes]], query: bytes, *, allow_query: bool
+) -> bool:
+    """Whether a request carries the token. WebSocket clients that cannot set headers may pass
+    ``?token=``; plain HTTP must use the header (query strings end up in logs)."""
+    if not token:
+        return True
+    if token_matches(token, bearer_token(headers)):
+        return True
+    if allow_query:
+        values = parse_qs(query.decode("latin-1")).get("token")
+        if values:
+            return token_matches(token, values[-1].encode("utf-8"))
+    return False
+
+
+async def send_text(
+    send: Send, status: int, text: str, extra: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    body = (text + "\n").encode("utf-8")
+    headers = [*TEXT_HEADERS, *CORS_HEADERS, *extra, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gateway:
+    def __init__(self, app: ASGIApp, *, token: str, max_body_bytes: int) -> None:
+        self._app = app
+        self._token = token
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["method"] == "OPTIONS":
+            await send(
+                {"type": "http.response.start", "status": 204, "headers": list(CORS_HEADERS)}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        cleaned = clean_path(path)
+        if cleaned != path:
+            query = scope.get("query_string", b"").decode("latin-1")
+            location = cleaned + (f"?{query}" if query else "")
+            await send_text(
+                send, 301, "Moved Permanently", [(b"location", location.encode("utf-8"))]
+            )
+            return
+        headers = scope.get("headers", [])
+        if path not in OPEN_PATHS and not authorized(
+            self._token, headers, scope.get("query_string", b""), allow_query=False
+        ):
+            await send_text(send, 401, "unauthorized")
+            return
+        if self._declared_length(headers) > self._max_body_bytes:
+            await send_text(send, 413, "request body too large")
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *CORS_HEADERS]
+            await send(message)
+
+        await self._app(scope, receive, send_with_cors)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not authorized(
+            self._token, scope.get("headers", []), scope.get("query_string", b""), allow_query=True
+        ):
+            if "websocket.http.response" in scope.get("extensions", {}):
+                body = b"unauthorized\n"
+                await send(
+                    {
+                        "type": "websocket.http.response.start",
+                        "status": 401,
+                        "headers": list(TEXT_HEADERS),
+                    }
+                )
+                await send({"type": "websocket.http.response.body", "body": body})
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await self._app(scope, receive, send)
+
+    @staticmethod
+    def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+        for name, value in headers:
+            if name.lower() == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0  # hypercorn rejects a malformed length itself
+        return 0

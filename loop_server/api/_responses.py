@@ -1,0 +1,48 @@
+"""Quart responses in upstream's shapes: Go-encoded JSON and ``http.Error`` text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, request
+
+from loop_server.api._wire import BodyError, FieldKind, decode_body, go_json
+
+
+class ApiError(Exception):
+    """Answer the request with ``status`` and the plain-text ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(go_json(value), status=status, content_type="application/json")
+
+
+def text_response(message: str, status: int) -> Response:
+    response = Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def empty_response(status: int) -> Response:
+    return Response(b"", status=status)
+
+
+async def read_body(schema: dict[str, FieldKind]) -> dict[str, Any]:
+    """Decode the request body like upstream (``400 invalid request body`` when it can't be)."""
+    raw = await request.get_data(as_text=False)
+    assert isinstance(raw, bytes)
+    try:
+        return decode_body(raw, schema)
+    except BodyError as err:
+        raise ApiError(400, "invalid request body") from err
+
+
+def need(value: object, message: str, status: int = 501) -> None:
+    """Upstream's "collaborator not configured" check."""
+    if value is None:
+        raise ApiError(status, message)

@@ -1,0 +1,56 @@
+"""Builds the ASGI application: Quart routes behind the gateway layer."""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from loop_server.api import channels, messages, misc, tasks, threads
+from loop_server.api._gateway import ASGIApp, Gateway
+from loop_server.api._responses import ApiError, text_response
+from loop_server.api.deps import ApiDeps
+
+log = logging.getLogger(__name__)
+
+
+def create_quart_app(deps: ApiDeps) -> QuartTrio:
+    app = QuartTrio("loop_server")
+    app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
+    # Quart would otherwise answer OPTIONS itself; the gateway owns preflights.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+
+    @app.errorhandler(ApiError)
+    async def api_error(err: ApiError) -> Response:
+        return text_response(err.message, err.status)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(err: HTTPException) -> Response:
+        if isinstance(err, NotFound):
+            return text_response("404 page not found", 404)
+        if isinstance(err, MethodNotAllowed):
+            response = text_response("Method Not Allowed", 405)
+            response.headers["Allow"] = ", ".join(sorted(err.valid_methods or ()))
+            return response
+        if isinstance(err, RequestEntityTooLarge):
+            return text_response("request body too large", 413)
+        status = err.code or 500
+        return text_response(err.description or err.name, status)
+
+    @app.errorhandler(Exception)
+    async def internal_error(err: Exception) -> Response:
+        # Upstream echoes err.Error() with 500; keep the traceback in our log.
+        log.exception("request failed")
+        return text_response(str(err) or type(err).__name__, 500)
+
+    for module in (channels, messages, threads, tasks, misc):
+        module.register(app, deps)
+    return app
+
+
+def create_app(deps: ApiDeps, *, token: str) -> ASGIApp:
+    app = cast(ASGIApp, create_quart_app(deps))
+    return Gateway(app, token=token, max_body_bytes=deps.max_body_bytes)

@@ -1,0 +1,119 @@
+"""Channel routes (SPEC §3.1–3.3, §3.17)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+from quart import Quart, Response, request
+
+from loop_server.api._responses import (
+    ApiError,
+    empty_response,
+    json_response,
+    need,
+    read_body,
+)
+from loop_server.api.deps import ApiDeps
+from loop_server.store.models import Channel
+
+log = logging.getLogger(__name__)
+
+NOT_CONFIGURED = (
+    "channel creation not configured (discord_guild_id not set or Slack not configured)"
+)
+
+
+def work_dir(deps: ApiDeps, channel: Channel) -> str:
+    """The channel's dir path, or the loop dir fallback ``<loop>/<id>/work`` (§3.1 step 7)."""
+    if channel.dir_path == "" and deps.loop_dir:
+        return f"{deps.loop_dir}/{channel.channel_id}/work"
+    return channel.dir_path
+
+
+def register(app: Quart, deps: ApiDeps) -> None:
+    @app.get("/api/channels")
+    async def list_channels() -> Response:
+        need(deps.store, "channel listing not configured")
+        assert deps.store is not None
+        channels = await deps.store.list_channels()
+        running: set[str] = set()
+        if deps.running_channels is not None:
+            try:
+                running = await deps.running_channels.running_channel_ids()
+            except Exception as err:  # a dead Docker engine must not break the listing
+                log.warning("failed to list running channels: %s", err)
+        active = deps.active_chats.active_chat_channel_ids() if deps.active_chats else set()
+        query = request.args.get("query", "").lower()
+        shown = [
+            c
+            for c in channels
+            if (not query or query in c.name.lower())
+            and (not deps.platform or c.platform == deps.platform)
+        ]
+        dirs = [work_dir(deps, c) for c in shown]
+        branches = await _branches(deps, dirs)
+        items: list[dict[str, Any]] = []
+        for channel, dir_path, branch in zip(shown, dirs, branches, strict=True):
+            item: dict[str, Any] = {
+                "channel_id": channel.channel_id,
+                "name": channel.name,
+                "dir_path": dir_path,
+                "parent_id": channel.parent_id,
+                "active": channel.active,
+                "container_running": channel.channel_id in running,
+                "agent_running": channel.channel_id in active,
+            }
+            if branch:
+                item["branch"] = branch
+            items.append(item)
+        return json_response(items)
+
+    @app.post("/api/channels")
+    async def ensure_channel() -> Response:
+        need(deps.channels, NOT_CONFIGURED)
+        assert deps.channels is not None
+        body = await read_body({"dir_path": "str"})
+        dir_path = body.get("dir_path", "")
+        if not dir_path:
+            raise ApiError(400, "dir_path is required")
+        channel_id = await deps.channels.ensure_channel(dir_path)
+        return json_response({"channel_id": channel_id})
+
+    @app.post("/api/channels/create")
+    async def create_channel() -> Response:
+        need(deps.channels, NOT_CONFIGURED)
+        assert deps.channels is not None
+        body = await read_body({"name": "str", "author_id": "str"})
+        name = body.get("name", "")
+        if not name:
+            raise ApiError(400, "name is required")
+        channel_id = await deps.channels.create_channel(name, body.get("author_id", ""))
+        return json_response({"channel_id": channel_id}, status=201)
+
+    @app.delete("/api/channels/<channel_id>")
+    async def delete_channel(channel_id: str) -> Response:
+        need(deps.store, "channel deletion not configured")
+        assert deps.store is not None
+        if await deps.store.get_channel(channel_id) is None:
+            raise ApiError(404, "channel not found")
+        await deps.store.delete_channel(channel_id)
+        return empty_response(204)
+
+
+async def _branches(deps: ApiDeps, dirs: list[str]) -> list[str]:
+    """Git branches of all listed dirs, looked up concurrently (each may spawn git)."""
+    results = [""] * len(dirs)
+    reader = deps.branches
+    if reader is None:
+        return results
+
+    async def one(index: int, dir_path: str) -> None:
+        results[index] = await reader.current_branch(dir_path)
+
+    async with trio.open_nursery() as nursery:
+        for index, dir_path in enumerate(dirs):
+            if dir_path:
+                nursery.start_soon(one, index, dir_path)
+    return results

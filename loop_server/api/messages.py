@@ -1,0 +1,77 @@
+"""Message routes (SPEC §3.4–3.5)."""
+
+from __future__ import annotations
+
+from quart import Quart, Response, request
+
+from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
+from loop_server.api.deps import ApiDeps
+from loop_server.store.models import Message
+from loop_server.timefmt import rfc3339
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+LOCAL_USER = "local-user"
+
+
+def message_json(message: Message) -> dict[str, object]:
+    return {
+        "id": message.id,
+        "channel_id": message.channel_id,
+        "msg_id": message.msg_id,
+        "author_id": message.author_id,
+        "author_name": message.author_name,
+        "content": message.content,
+        "is_bot": message.is_bot,
+        "created_at": rfc3339(message.created_at),
+    }
+
+
+def parse_positive(text: str | None, message: str, default: int) -> int:
+    """Go's ``strconv.Atoi``/``ParseInt`` then ``>= 1``; anything else is ``400 message``."""
+    if not text:  # upstream only parses a non-empty value
+        return default
+    stripped = text[1:] if text[:1] in "+-" else text
+    if not stripped.isascii() or not stripped.isdigit():
+        raise ApiError(400, message)
+    value = int(text)
+    if value < 1 or value > 2**63 - 1:
+        raise ApiError(400, message)
+    return value
+
+
+def register(app: Quart, deps: ApiDeps) -> None:
+    @app.post("/api/messages")
+    async def post_message() -> Response:
+        body = await read_body({"channel_id": "str", "content": "str"})
+        channel_id = body.get("channel_id", "")
+        content = body.get("content", "")
+        if not channel_id:
+            raise ApiError(400, "channel_id is required")
+        if not content:
+            raise ApiError(400, "content is required")
+        if deps.incoming is not None:
+            # Returns once the message is stored; the agent run goes on in the background.
+            await deps.incoming.handle_incoming_message(channel_id, LOCAL_USER, content)
+            return empty_response(204)
+        need(deps.messages, "message sending not configured")
+        assert deps.messages is not None
+        await deps.messages.post_message(channel_id, content)
+        return empty_response(204)
+
+    @app.get("/api/channels/<channel_id>/messages")
+    async def history(channel_id: str) -> Response:
+        need(deps.store, "message listing not configured")
+        assert deps.store is not None
+        limit = min(
+            parse_positive(request.args.get("limit"), "invalid limit", DEFAULT_LIMIT), MAX_LIMIT
+        )
+        cursor = parse_positive(request.args.get("cursor"), "invalid cursor", 0)
+        rows = await deps.store.get_messages_cursor(channel_id, cursor, limit + 1)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = rows[-1].id
+        return json_response(
+            {"messages": [message_json(m) for m in rows], "next_cursor": next_cursor}
+        )

@@ -1,0 +1,118 @@
+"""Scheduled-task routes (SPEC §3.8–3.12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart, Response, request
+
+from loop_server.api._responses import ApiError, empty_response, json_response, read_body
+from loop_server.api.deps import ApiDeps
+from loop_server.protocols import TaskEdit
+from loop_server.scheduling import ScheduleError
+from loop_server.store.models import Task
+from loop_server.timefmt import rfc3339
+
+_INT64_MAX = 2**63 - 1
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": task.id,
+        "channel_id": task.channel_id,
+        "schedule": task.schedule,
+        "type": task.type,
+        "prompt": task.prompt,
+        "enabled": task.enabled,
+        "next_run_at": rfc3339(task.next_run_at),
+    }
+    if task.template_name:
+        item["template_name"] = task.template_name
+    item["auto_delete_sec"] = task.auto_delete_sec
+    return item
+
+
+def parse_task_id(text: str) -> int:
+    """Go's ``strconv.ParseInt(id, 10, 64)``; failure is ``400 invalid task id``."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit():
+        raise ApiError(400, "invalid task id")
+    value = int(text)
+    if not -(2**63) <= value <= _INT64_MAX:
+        raise ApiError(400, "invalid task id")
+    return value
+
+
+def register(app: Quart, deps: ApiDeps) -> None:
+    scheduler = deps.scheduler
+
+    @app.post("/api/tasks")
+    async def create_task() -> Response:
+        body = await read_body(
+            {
+                "channel_id": "str",
+                "schedule": "str",
+                "type": "str",
+                "prompt": "str",
+                "auto_delete_sec": "int",
+                "template_name": "str",
+            }
+        )
+        try:
+            task_id = await scheduler.add_task(
+                body.get("channel_id", ""),
+                body.get("schedule", ""),
+                body.get("type", ""),
+                body.get("prompt", ""),
+                auto_delete_sec=body.get("auto_delete_sec", 0),
+                template_name=body.get("template_name", ""),
+            )
+        except ScheduleError as err:  # a client error here, unlike upstream's 500 (A.3)
+            raise ApiError(400, str(err)) from err
+        return json_response({"id": task_id}, status=201)
+
+    @app.get("/api/tasks")
+    async def list_tasks() -> Response:
+        channel_id = request.args.get("channel_id", "")
+        if not channel_id:
+            raise ApiError(400, "channel_id query parameter required")
+        tasks = await scheduler.list_tasks(channel_id)
+        return json_response([task_json(t) for t in tasks])
+
+    @app.get("/api/tasks/<task_id>")
+    async def get_task(task_id: str) -> Response:
+        task = await scheduler.get_task(parse_task_id(task_id))
+        if task is None:
+            raise ApiError(404, "task not found")
+        return json_response(task_json(task))
+
+    @app.delete("/api/tasks/<task_id>")
+    async def delete_task(task_id: str) -> Response:
+        await scheduler.remove_task(parse_task_id(task_id))
+        return empty_response(204)
+
+    @app.patch("/api/tasks/<task_id>")
+    async def patch_task(task_id: str) -> Response:
+        ident = parse_task_id(task_id)
+        body = await read_body(
+            {
+                "enabled": "bool",
+                "schedule": "str",
+                "type": "str",
+                "prompt": "str",
+                "auto_delete_sec": "int",
+            }
+        )
+        if not body:
+            raise ApiError(400, "at least one field is required")
+        edit = TaskEdit(
+            schedule=body.get("schedule"),
+            type=body.get("type"),
+            prompt=body.get("prompt"),
+            auto_delete_sec=body.get("auto_delete_sec"),
+        )
+        try:
+            await scheduler.update_task(ident, body.get("enabled"), edit)
+        except ScheduleError as err:
+            raise ApiError(400, str(err)) from err
+        return Response(b"", status=200)

@@ -1,0 +1,43 @@
+"""Thread routes (SPEC §3.6–3.7)."""
+
+from __future__ import annotations
+
+from quart import Quart, Response
+
+from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
+from loop_server.api.deps import ApiDeps
+from loop_server.api.messages import LOCAL_USER
+
+BOT_MENTION = "@LoopBot "
+
+
+def register(app: Quart, deps: ApiDeps) -> None:
+    @app.post("/api/threads")
+    async def create_thread() -> Response:
+        need(deps.threads, "thread creation not configured")
+        assert deps.threads is not None
+        body = await read_body(
+            {"channel_id": "str", "name": "str", "author_id": "str", "message": "str"}
+        )
+        channel_id = body.get("channel_id", "")
+        name = body.get("name", "")
+        if not channel_id:
+            raise ApiError(400, "channel_id is required")
+        if not name:
+            raise ApiError(400, "name is required")
+        author_id = body.get("author_id", "")
+        message = body.get("message", "")
+        thread_id = await deps.threads.create_thread(channel_id, name, author_id, message)
+        if deps.incoming is not None and message:
+            # Mimics a bot mention on Discord/Slack, so the agent starts in the new thread.
+            await deps.incoming.handle_incoming_message(
+                thread_id, author_id or LOCAL_USER, BOT_MENTION + message
+            )
+        return json_response({"thread_id": thread_id}, status=201)
+
+    @app.delete("/api/threads/<thread_id>")
+    async def delete_thread(thread_id: str) -> Response:
+        need(deps.threads, "thread deletion not configured")
+        assert deps.threads is not None
+        await deps.threads.delete_thread(thread_id)
+        return empty_response(204)

@@ -1,0 +1,80 @@
+"""The ``loop-server`` command (SPEC A.1)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from loop_server import __version__
+from loop_server.config import SETTINGS, ConfigError, load_config
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loop-server",
+        description="The Loop API server: channels, threads, messages, tasks, events and "
+        "terminals for Claude Code agents in Docker.",
+    )
+    parser.add_argument("--version", action="version", version=f"loop-server {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="run the API server", description="Run the API server until SIGINT/SIGTERM."
+    )
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (JSON with comments; env LOOP_CONFIG; "
+        "default <data-dir>/config.json when present)",
+    )
+    for setting in SETTINGS:
+        if setting.flag is None:
+            continue
+        serve.add_argument(
+            setting.flag,
+            dest=setting.name,
+            default=None,
+            help=f"{setting.help} (env {setting.env}, config key {setting.key})",
+        )
+    serve.add_argument(
+        "--log-level",
+        default=os.environ.get("LOOP_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    try:
+        config = load_config(flags, os.environ, config_flag=args.config)
+    except ConfigError as err:
+        print(f"loop-server: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from loop_server.runtime import StartupError, run_server
+
+    try:
+        trio.run(lambda: run_server(config, handle_signals=True))
+    except StartupError as err:
+        print(f"loop-server: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,279 @@
+"""Configuration: flags > ``LOOP_*`` environment > config file > defaults (SPEC A.1).
+
+Every setting is declared once in ``SETTINGS`` with its flag, environment variable and config
+file key, so the three sources cannot drift apart and the README table is generated from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or unsafe; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str  # attribute of Config
+    flag: str | None  # serve flag, e.g. "--addr"
+    env: str | None  # environment variable
+    key: str  # config file key (upstream's names where upstream has one)
+    parse: Callable[[Any], Any]
+    help: str
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    if isinstance(value, str):
+        value = value.strip()
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _path(value: Any) -> Path:
+    return Path(os.path.expanduser(_str(value)))
+
+
+def _platform(value: Any) -> str:
+    text = _str(value)
+    if text != "local":
+        raise ValueError(f'"{text}" is not supported here (only "local")')
+    return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("addr", "--addr", "LOOP_ADDR", "api_addr", _str, "HOST:PORT to listen on"),
+    Setting(
+        "data_dir",
+        "--data-dir",
+        "LOOP_DATA_DIR",
+        "data_dir",
+        _path,
+        "database and channel work dirs",
+    ),
+    Setting(
+        "token",
+        "--token",
+        "LOOP_API_TOKEN",
+        "api_token",
+        _str,
+        "bearer token required on every call (empty: none)",
+    ),
+    Setting(
+        "platform",
+        "--platform",
+        "LOOP_PLATFORM",
+        "platform",
+        _platform,
+        "chat platform of channels created here",
+    ),
+    Setting(
+        "container_image",
+        "--container-image",
+        "LOOP_CONTAINER_IMAGE",
+        "container_image",
+        _str,
+        "image agent and shell containers run",
+    ),
+    Setting(
+        "claude_bin",
+        "--claude-bin",
+        "LOOP_CLAUDE_BIN",
+        "claude_bin_path",
+        _str,
+        "the claude binary inside the container",
+    ),
+    Setting(
+        "poll_interval",
+        "--poll-interval",
+        "LOOP_POLL_INTERVAL",
+        "poll_interval_sec",
+        _positive_float,
+        "seconds between scheduler polls",
+    ),
+    Setting(
+        "max_body_bytes",
+        None,
+        "LOOP_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _positive_int,
+        "largest request body accepted (413 above)",
+    ),
+    Setting(
+        "max_ws_message_bytes",
+        None,
+        "LOOP_MAX_WS_MESSAGE_BYTES",
+        "max_ws_message_bytes",
+        _positive_int,
+        "largest WebSocket message accepted (close 1009 above)",
+    ),
+    Setting(
+        "graceful_timeout",
+        None,
+        "LOOP_GRACEFUL_TIMEOUT",
+        "graceful_timeout_sec",
+        _positive_float,
+        "seconds shutdown waits for in-flight work",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    addr: str = "127.0.0.1:8222"
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".loop")
+    config_file: Path | None = None
+    token: str = ""
+    platform: str = "local"
+    container_image: str = "loop-agent:latest"
+    claude_bin: str = "claude"
+    poll_interval: float = 30.0
+    max_body_bytes: int = 1024 * 1024
+    max_ws_message_bytes: int = 1024 * 1024
+    graceful_timeout: float = 10.0
+    # Settings only the config file carries (upstream's names), kept for later collaborators.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "loop.db"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_addr(self.addr)
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` and ``:PORT`` for all interfaces)."""
+    host, sep, port_text = addr.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ConfigError(f"invalid address {addr!r}: expected HOST:PORT")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"invalid address {addr!r}: port out of range")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # other names may resolve anywhere: treat as exposed
+
+
+_COMMENT = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+_TRAILING_COMMA = re.compile(r'"(?:\\.|[^"\\])*"|,(\s*[}\]])', re.DOTALL)
+
+
+def parse_hujson(text: str) -> Any:
+    """JSON with comments and trailing commas, as upstream's config.json allows."""
+
+    def drop_comment(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return token if token.startswith('"') else ""
+
+    def drop_comma(match: re.Match[str]) -> str:
+        return match.group(1) if match.group(1) is not None else match.group(0)
+
+    return json.loads(_TRAILING_COMMA.sub(drop_comma, _COMMENT.sub(drop_comment, text)))
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = parse_hujson(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"reading config file {path}: {err.strerror or err}") from err
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return data
+
+
+def load_config(
+    flags: Mapping[str, Any], env: Mapping[str, str], *, config_flag: str | None = None
+) -> Config:
+    """Build the effective configuration. ``flags`` maps setting names to values given on the
+    command line (absent or None = not given)."""
+    by_name = {s.name: s for s in SETTINGS}
+
+    def source_value(name: str) -> tuple[str | None, Any]:
+        """Where a flag or environment value came from (None: neither gave one), and it."""
+        setting = by_name[name]
+        if flags.get(name) is not None:
+            return setting.flag or name, flags[name]
+        if setting.env and env.get(setting.env):
+            return setting.env, env[setting.env]
+        return None, None
+
+    def parse(setting: Setting, value: Any, origin: str) -> Any:
+        try:
+            return setting.parse(value)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"invalid {origin}: {err}") from err
+
+    # The config file may live in the data dir, so resolve the data dir from flag/env first.
+    dir_origin, dir_value = source_value("data_dir")
+    data_dir = parse(by_name["data_dir"], dir_value, dir_origin) if dir_origin else None
+    file_text = config_flag or env.get("LOOP_CONFIG") or None
+    config_file = Path(os.path.expanduser(file_text)) if file_text else None
+    if config_file is None:
+        candidate = (data_dir or Config().data_dir) / "config.json"
+        config_file = candidate if candidate.is_file() else None
+    file_values = _read_file(config_file) if config_file else {}
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        origin, value = source_value(setting.name)
+        if origin:
+            values[setting.name] = parse(setting, value, origin)
+        elif setting.key in file_values:
+            values[setting.name] = parse(
+                setting, file_values[setting.key], f"{setting.key} in {config_file}"
+            )
+    known = {s.key for s in SETTINGS}
+    extra = {k: v for k, v in file_values.items() if k not in known}
+    config = replace(Config(), config_file=config_file, extra=extra, **values)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    host, _ = config.host_port
+    if not is_loopback(host) and not config.token:
+        shown = host or "all interfaces"
+        raise ConfigError(
+            f"refusing to listen on {shown} ({config.addr}) without a token: anyone on the "
+            "network could run commands in your containers. Set --token / LOOP_API_TOKEN, "
+            "or bind 127.0.0.1."
+        )

@@ -1,0 +1,250 @@
+"""The seams between the API layer and its collaborators, in one place.
+
+Names mirror upstream Loop's Go interfaces (SPEC §1.1, DESIGN §1) so that people who know Loop
+find them. Any collaborator may be absent; the route that needs it then answers upstream's
+501/503 text. All methods that may block are ``async``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loop_server.store.models import Channel, Message, Task, TaskRun
+
+
+class ChannelEnsurer(Protocol):
+    """Creates channels on the platform and records them (SPEC §9.1)."""
+
+    async def ensure_channel(self, dir_path: str) -> str: ...
+
+    async def create_channel(self, name: str, author_id: str) -> str: ...
+
+
+class ThreadEnsurer(Protocol):
+    """Creates and deletes threads (SPEC §9.2)."""
+
+    async def create_thread(
+        self, channel_id: str, name: str, author_id: str, message: str
+    ) -> str: ...
+
+    async def delete_thread(self, thread_id: str) -> None: ...
+
+
+class ChannelLister(Protocol):
+    """The store as the API reads it (SPEC §7.2)."""
+
+    async def list_channels(self) -> list[Channel]: ...
+
+    async def get_channel(self, channel_id: str) -> Channel | None: ...
+
+    async def get_messages_cursor(
+        self, channel_id: str, cursor: int, limit: int
+    ) -> list[Message]: ...
+
+    async def delete_channel(self, channel_id: str) -> None:
+        """Delete the channel's child threads and their messages, then the channel."""
+        ...
+
+
+class MessageSender(Protocol):
+    async def post_message(self, channel_id: str, content: str) -> None: ...
+
+
+class IncomingMessageHandler(Protocol):
+    """Takes a user's message. Returns once the message is stored (so an acknowledged message
+    is never lost); whatever follows (the agent run) happens in the background."""
+
+    async def handle_incoming_message(
+        self, channel_id: str, author_id: str, content: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """A parsed slash command (SPEC §3.13)."""
+
+    channel_id: str
+    command_name: str
+    author_id: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    guild_id: str = ""
+    roles: Sequence[str] = ()
+
+
+class InteractionHandler(Protocol):
+    """Runs a slash command; replies are bot messages in the channel. Called in the background."""
+
+    async def handle_interaction(self, interaction: Interaction) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEdit:
+    """Fields of a task edit; ``None`` means "leave as it is" (SPEC §8.3)."""
+
+    schedule: str | None = None
+    type: str | None = None
+    prompt: str | None = None
+    auto_delete_sec: int | None = None
+
+    def is_empty(self) -> bool:
+        return (
+            self.schedule is None
+            and self.type is None
+            and self.prompt is None
+            and self.auto_delete_sec is None
+        )
+
+
+class TaskScheduler(Protocol):
+    """Scheduled-task operations the API calls (SPEC §8.2–8.3, A.4)."""
+
+    async def add_task(
+        self,
+        channel_id: str,
+        schedule: str,
+        task_type: str,
+        prompt: str,
+        *,
+        auto_delete_sec: int = 0,
+        template_name: str = "",
+    ) -> int: ...
+
+    async def list_tasks(self, channel_id: str) -> list[Task]: ...
+
+    async def get_task(self, task_id: int) -> Task | None: ...
+
+    async def remove_task(self, task_id: int) -> None: ...
+
+    async def update_task(self, task_id: int, enabled: bool | None, edit: TaskEdit) -> None:
+        """Validate the edit first, then apply ``enabled`` and the edit; nothing is written
+        when the new schedule or type is invalid."""
+        ...
+
+    async def list_runs(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]: ...
+
+
+class RunningChannelLister(Protocol):
+    """Channels with a running container labelled ``loop-channel`` (SPEC §5.6)."""
+
+    async def running_channel_ids(self) -> set[str]: ...
+
+
+class ActiveChatLister(Protocol):
+    """Channels with a chat agent run in progress (no I/O, cannot fail)."""
+
+    def active_chat_channel_ids(self) -> set[str]: ...
+
+
+class EventBroadcaster(Protocol):
+    """What the store-write path and the agent runner use to publish events (SPEC §4.4)."""
+
+    def broadcast_message_created(self, message: Message) -> None: ...
+
+    def broadcast_message_streaming(self, channel_id: str, content: str) -> None: ...
+
+    def broadcast_agent_status(self, channel_id: str, status: str, error: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySearchResult:
+    file_path: str
+    content: str
+    score: float
+    chunk_index: int
+
+
+class MemoryIndexer(Protocol):
+    async def search(
+        self, dir_path: str, query: str, top_k: int
+    ) -> list[MemorySearchResult] | None: ...
+
+    async def index(self, dir_path: str) -> int: ...
+
+
+class ContainerFinder(Protocol):
+    async def find_container_by_channel(self, channel_id: str, dir_path: str) -> str: ...
+
+
+class ContainerStopper(Protocol):
+    async def container_remove(self, container_id: str) -> None: ...
+
+
+class InteractiveCmdBuilder(Protocol):
+    def build_interactive_cmd(
+        self, channel_id: str, dir_path: str, session_id: str, fork_session: bool
+    ) -> str: ...
+
+
+class TerminalViewer(Protocol):
+    """One attached client of a terminal session: its output chunks and the session's end."""
+
+    async def receive_output(self) -> bytes:
+        """The next output chunk; raises ``trio.EndOfChannel`` when detached or ended."""
+        ...
+
+
+class TerminalManager(Protocol):
+    """Docker exec sessions with a TTY (SPEC §6). Fleshed out by the terminal issue."""
+
+    async def create_session(
+        self, container_id: str, cmd: Sequence[str]
+    ) -> tuple[str, TerminalViewer, bytes]: ...
+
+    async def attach_session(self, session_id: str) -> tuple[TerminalViewer, bytes]: ...
+
+    async def detach(self, session_id: str, viewer: TerminalViewer) -> None: ...
+
+    async def send_input(self, session_id: str, data: bytes) -> None: ...
+
+    async def resize(self, session_id: str, rows: int, cols: int) -> None: ...
+
+    async def stop_session(self, session_id: str) -> str: ...
+
+
+__all__ = [
+    "ActiveChatLister",
+    "ChannelCreator",
+    "ChannelEnsurer",
+    "ChannelLister",
+    "ContainerFinder",
+    "ContainerStopper",
+    "EventBroadcaster",
+    "IncomingMessageHandler",
+    "Interaction",
+    "InteractionHandler",
+    "InteractiveCmdBuilder",
+    "MemoryIndexer",
+    "MemorySearchResult",
+    "MessageSender",
+    "RunningChannelLister",
+    "TaskEdit",
+    "TaskScheduler",
+    "TerminalManager",
+    "TerminalViewer",
+    "ThreadCreator",
+]
+
+
+class ChannelCreator(Protocol):
+    """The chat platform's side of channel creation (SPEC §9.1)."""
+
+    async def create_channel(self, guild_id: str, name: str) -> str: ...
+
+    async def invite_user(self, channel_id: str, user_id: str) -> None: ...
+
+    async def get_owner_user_id(self) -> str: ...
+
+    async def set_channel_topic(self, channel_id: str, topic: str) -> None: ...
+
+
+class ThreadCreator(Protocol):
+    """The chat platform's side of threads (SPEC §9.2). An empty id from ``create_thread``
+    means the platform keeps no thread of its own and the id is generated locally."""
+
+    async def create_thread(
+        self, channel_id: str, name: str, mention_user_id: str, message: str
+    ) -> str: ...
+
+    async def delete_thread(self, thread_id: str) -> None: ...

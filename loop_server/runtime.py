@@ -1,0 +1,204 @@
+"""The composition root: builds every collaborator from the config and owns their lifetimes."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+
+from loop_server import __version__
+from loop_server.api.app import create_app
+from loop_server.api.deps import ApiDeps
+from loop_server.clock import Clock, SystemClock
+from loop_server.config import Config
+from loop_server.platform.local import LocalPlatform
+from loop_server.services.channels import ChannelService, StoreChannelLister
+from loop_server.services.git import GitBranchReader
+from loop_server.services.messages import MessageService, StoringMessageHandler
+from loop_server.services.tasks import TaskService
+from loop_server.services.threads import ThreadService
+from loop_server.store import Store
+
+log = logging.getLogger("loop_server")
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why (printed by the CLI, exit 1)."""
+
+
+def load_readme() -> str:
+    return importlib.resources.files("loop_server").joinpath("README.md").read_text("utf-8")
+
+
+class Background:
+    """Runs request-triggered work that outlives the request, inside a nursery we own."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await fn()
+            except Exception:
+                # Upstream never reports background failures to the caller; we log them.
+                log.exception("background task %s failed", name)
+
+        self._nursery.start_soon(guarded, name=name)
+
+
+@dataclass
+class ServerHandle:
+    """What ``run_server`` hands back once it listens: where, the graph, and the off switch."""
+
+    url: str
+    host: str
+    port: int
+    config: Config
+    store: Store
+    services: dict[str, Any] = field(default_factory=dict)
+    _stop: trio.Event = field(default_factory=trio.Event)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+
+
+def prepare_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StartupError(f"data dir {path} is not usable: {err.strerror or err}") from err
+
+
+def bind_socket(host: str, port: int, addr: str) -> socket.socket:
+    """Bind before serving so a taken port is a clear start-up error, not a traceback."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as err:
+        raise StartupError(f"listening on {addr}: {err.strerror or err}") from err
+    sock.setblocking(False)
+    return sock
+
+
+def hypercorn_config(config: Config) -> HyperConfig:
+    hyper = HyperConfig()
+    hyper.graceful_timeout = config.graceful_timeout
+    hyper.websocket_max_message_size = config.max_ws_message_bytes
+    hyper.accesslog = None
+    hyper.include_server_header = False
+    return hyper
+
+
+async def run_server(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    handle_signals: bool = False,
+    task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``handle.shutdown()`` (or SIGINT/SIGTERM when ``handle_signals``)."""
+    clock = clock or SystemClock()
+    prepare_data_dir(config.data_dir)
+    host, port = config.host_port
+    sock = bind_socket(host, port, config.addr)
+    try:
+        store = await Store.open(config.db_path)
+    except Exception as err:
+        sock.close()
+        raise StartupError(f"opening database {config.db_path}: {err}") from err
+    try:
+        async with trio.open_nursery() as root:
+            platform = LocalPlatform()
+            messages = MessageService(store.messages, None, clock=clock, platform=config.platform)
+            tasks = TaskService(store, clock=clock)
+            deps = ApiDeps(
+                scheduler=tasks,
+                background=Background(root),
+                readme=load_readme(),
+                channels=ChannelService(
+                    store, platform, guild_id="", platform=config.platform, clock=clock
+                ),
+                threads=ThreadService(store, platform, clock=clock),
+                store=StoreChannelLister(store),
+                messages=messages,
+                loop_dir=str(config.data_dir),
+                platform=config.platform,
+                incoming=StoringMessageHandler(messages),
+                branches=GitBranchReader(),
+                max_body_bytes=config.max_body_bytes,
+            )
+            app = create_app(deps, token=config.token)
+            bound_host, bound_port = sock.getsockname()[:2]
+            shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+            handle = ServerHandle(
+                url=f"http://{shown_host}:{bound_port}",
+                host=bound_host,
+                port=bound_port,
+                config=config,
+                store=store,
+                services={"messages": messages, "tasks": tasks, "deps": deps},
+            )
+            if handle_signals:
+                root.start_soon(_stop_on_signals, handle)
+            async with trio.open_nursery() as http:
+                await http.start(_serve_http, app, config, sock, handle._stop.wait)
+                log.info("api server started addr=%s version=%s", handle.url, __version__)
+                task_status.started(handle)
+            # The HTTP server has drained (within graceful_timeout); stop background work.
+            root.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()
+        sock.close()
+
+
+async def _serve_http(
+    app: Any,
+    config: Config,
+    sock: socket.socket,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    *,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+
+    await worker_serve(
+        wrap_app(app, 0, "asgi"),
+        hypercorn_config(config),
+        sockets=sockets,
+        shutdown_trigger=shutdown_trigger,
+        task_status=task_status,
+    )
+
+
+async def _stop_on_signals(handle: ServerHandle) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            handle.shutdown()
+            return

@@ -1,0 +1,123 @@
+"""ChannelService (SPEC §9.1) and the store-backed ChannelLister the API reads through."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+
+from loop_server.clock import Clock
+from loop_server.protocols import ChannelCreator
+from loop_server.services.errors import ServiceError
+from loop_server.store import ConstraintViolation, Store
+from loop_server.store.models import Channel, ChannelUpsert, Message
+
+
+def dir_basename(dir_path: str) -> str:
+    """Go's ``filepath.Base``: trailing slashes ignored, "" → ".", all slashes → "/"."""
+    if dir_path == "":
+        return "."
+    stripped = dir_path.rstrip("/")
+    return os.path.basename(stripped) if stripped else "/"
+
+
+class ChannelService:
+    """Satisfies ``ChannelEnsurer``."""
+
+    def __init__(
+        self, store: Store, creator: ChannelCreator, *, guild_id: str, platform: str, clock: Clock
+    ) -> None:
+        self._store = store
+        self._creator = creator
+        self._guild_id = guild_id
+        self._platform = platform
+        self._clock = clock
+
+    async def ensure_channel(self, dir_path: str) -> str:
+        existing = await self._find_by_dir(dir_path)
+        if existing is not None:
+            return existing.channel_id
+        name = f"{dir_basename(dir_path)}-{secrets.token_hex(2)}"
+        try:
+            channel_id = await self._creator.create_channel(self._guild_id, name)
+        except Exception as err:
+            raise ServiceError(f"creating channel: {err}") from err
+        # Upstream ignores topic failures: the channel is usable without one.
+        with contextlib.suppress(Exception):
+            await self._creator.set_channel_topic(channel_id, dir_path)
+        await self._invite_owner(channel_id)
+        row = ChannelUpsert(
+            channel_id=channel_id,
+            guild_id=self._guild_id,
+            name=name,
+            dir_path=dir_path,
+            platform=self._platform,
+            active=True,
+        )
+        try:
+            await self._store.channels.upsert(row, self._clock.now())
+        except ConstraintViolation:
+            # Another request ensured the same directory meanwhile; its channel wins.
+            winner = await self._find_by_dir(dir_path)
+            if winner is not None:
+                return winner.channel_id
+            raise
+        except Exception as err:
+            raise ServiceError(f"storing channel mapping: {err}") from err
+        return channel_id
+
+    async def create_channel(self, name: str, author_id: str) -> str:
+        try:
+            channel_id = await self._creator.create_channel(self._guild_id, name)
+        except Exception as err:
+            raise ServiceError(f"creating channel: {err}") from err
+        if author_id:
+            try:
+                await self._creator.invite_user(channel_id, author_id)
+            except Exception as err:
+                raise ServiceError(f"inviting user to channel: {err}") from err
+        row = ChannelUpsert(
+            channel_id=channel_id,
+            guild_id=self._guild_id,
+            name=name,
+            platform=self._platform,
+            active=True,
+        )
+        try:
+            await self._store.channels.upsert(row, self._clock.now())
+        except Exception as err:
+            raise ServiceError(f"storing channel mapping: {err}") from err
+        return channel_id
+
+    async def _find_by_dir(self, dir_path: str) -> Channel | None:
+        try:
+            return await self._store.channels.get_by_dir_path(dir_path, self._platform)
+        except Exception as err:
+            raise ServiceError(f"looking up channel by dir path: {err}") from err
+
+    async def _invite_owner(self, channel_id: str) -> None:
+        try:
+            owner = await self._creator.get_owner_user_id()
+            if owner:
+                await self._creator.invite_user(channel_id, owner)
+        except Exception:
+            pass  # best effort, as upstream
+
+
+class StoreChannelLister:
+    """Satisfies ``ChannelLister`` over the store's repositories."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def list_channels(self) -> list[Channel]:
+        return await self._store.channels.list()
+
+    async def get_channel(self, channel_id: str) -> Channel | None:
+        return await self._store.channels.get(channel_id)
+
+    async def get_messages_cursor(self, channel_id: str, cursor: int, limit: int) -> list[Message]:
+        return await self._store.messages.page(channel_id, cursor, limit)
+
+    async def delete_channel(self, channel_id: str) -> None:
+        await self._store.channels.delete(channel_id)

@@ -1,0 +1,14 @@
+"""Service errors whose text is what upstream's handlers put in a 500 body."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """An operation failed; ``str(err)`` is the client-facing text, e.g.
+    ``creating channel: ...``."""
+
+
+class TaskNotFound(ServiceError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id

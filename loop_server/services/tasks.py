@@ -1,0 +1,83 @@
+"""Task operations behind the API (SPEC §8.2–8.3): validation and next-run computation."""
+
+from __future__ import annotations
+
+from loop_server.clock import Clock
+from loop_server.protocols import TaskEdit
+from loop_server.scheduling import next_run
+from loop_server.services.errors import TaskNotFound
+from loop_server.store import Store
+from loop_server.store.models import NewTask, Task, TaskRun
+
+
+class TaskService:
+    """Satisfies ``TaskScheduler``."""
+
+    def __init__(self, store: Store, *, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def add_task(
+        self,
+        channel_id: str,
+        schedule: str,
+        task_type: str,
+        prompt: str,
+        *,
+        auto_delete_sec: int = 0,
+        template_name: str = "",
+    ) -> int:
+        now = self._clock.now()
+        first_run = next_run(task_type, schedule, now)  # raises ScheduleError: nothing stored
+        return await self._store.tasks.create(
+            NewTask(
+                channel_id=channel_id,
+                schedule=schedule,
+                type=task_type,
+                prompt=prompt,
+                next_run_at=first_run,
+                created_at=now,
+                enabled=True,
+                template_name=template_name,
+                auto_delete_sec=auto_delete_sec,
+            )
+        )
+
+    async def list_tasks(self, channel_id: str) -> list[Task]:
+        return await self._store.tasks.list_by_channel(channel_id, self._clock.now())
+
+    async def get_task(self, task_id: int) -> Task | None:
+        return await self._store.tasks.get(task_id)
+
+    async def remove_task(self, task_id: int) -> None:
+        await self._store.tasks.delete(task_id)
+
+    async def update_task(self, task_id: int, enabled: bool | None, edit: TaskEdit) -> None:
+        now = self._clock.now()
+        if edit.is_empty():
+            if enabled is not None:
+                await self._store.tasks.set_enabled(task_id, enabled, now)
+            return
+        task = await self._store.tasks.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        schedule = task.schedule if edit.schedule is None else edit.schedule
+        task_type = task.type if edit.type is None else edit.type
+        next_run_at = None
+        if edit.schedule is not None or edit.type is not None:
+            next_run_at = next_run(task_type, schedule, now)  # validated before any write
+        await self._store.tasks.update(
+            task_id,
+            schedule=edit.schedule,
+            type=edit.type,
+            prompt=edit.prompt,
+            auto_delete_sec=edit.auto_delete_sec,
+            next_run_at=next_run_at,
+            enabled=enabled,
+            now=now,
+        )
+
+    async def list_runs(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]:
+        if await self._store.tasks.get(task_id) is None:
+            raise TaskNotFound(task_id)
+        return await self._store.runs.page(task_id, cursor, limit)

@@ -1,0 +1,96 @@
+"""ThreadService (SPEC §9.2)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import trio
+
+from loop_server.clock import Clock
+from loop_server.platform.local import new_thread_id
+from loop_server.protocols import ThreadCreator
+from loop_server.services.errors import ServiceError
+from loop_server.store import Store
+from loop_server.store.models import Channel, ChannelUpsert
+
+log = logging.getLogger(__name__)
+
+
+class ThreadService:
+    """Satisfies ``ThreadEnsurer``."""
+
+    def __init__(self, store: Store, creator: ThreadCreator | None, *, clock: Clock) -> None:
+        self._store = store
+        self._creator = creator
+        self._clock = clock
+
+    async def create_thread(self, channel_id: str, name: str, author_id: str, message: str) -> str:
+        parent = await self._get(channel_id, "looking up parent channel")
+        if parent is None:
+            raise ServiceError(f"parent channel {channel_id} not found")
+        if parent.is_thread:
+            # A thread of a thread belongs to the top-level channel.
+            resolved = await self._get(parent.parent_id, "looking up resolved parent channel")
+            if resolved is None:
+                raise ServiceError(f"resolved parent channel {parent.parent_id} not found")
+            parent = resolved
+        thread_id = ""
+        if self._creator is not None:
+            try:
+                thread_id = await self._creator.create_thread(
+                    parent.channel_id, name, author_id, message
+                )
+            except Exception as err:
+                raise ServiceError(f"creating thread: {err}") from err
+        thread_id = thread_id or new_thread_id()
+        row = ChannelUpsert(
+            channel_id=thread_id,
+            guild_id=parent.guild_id,
+            name=name,
+            dir_path=parent.dir_path,
+            parent_id=parent.channel_id,
+            platform=parent.platform,
+            session_id=parent.session_id,
+            permissions=parent.permissions,
+            active=True,
+        )
+        try:
+            await self._store.channels.upsert(row, self._clock.now())
+        except Exception as err:
+            raise ServiceError(f"storing thread mapping: {err}") from err
+        return thread_id
+
+    async def delete_thread(self, thread_id: str) -> None:
+        thread = await self._get(thread_id, "looking up thread")
+        if thread is None:
+            raise ServiceError(f"thread {thread_id} not found")
+        if not thread.is_thread:
+            raise ServiceError(f"channel {thread_id} is not a thread")
+        if thread.dir_path:
+            await self._remove_mcp_config(Path(thread.dir_path) / ".loop" / f"mcp-{thread_id}.json")
+        if self._creator is not None:
+            try:
+                await self._creator.delete_thread(thread_id)
+            except Exception as err:
+                raise ServiceError(f"deleting thread: {err}") from err
+        try:
+            await self._store.channels.delete(thread_id)
+        except Exception as err:
+            raise ServiceError(f"deleting thread from db: {err}") from err
+
+    async def _get(self, channel_id: str, context: str) -> Channel | None:
+        try:
+            return await self._store.channels.get(channel_id)
+        except Exception as err:
+            raise ServiceError(f"{context}: {err}") from err
+
+    @staticmethod
+    async def _remove_mcp_config(path: Path) -> None:
+        def remove() -> None:
+            path.unlink(missing_ok=True)
+
+        try:
+            await trio.to_thread.run_sync(remove)
+        except OSError as err:
+            log.warning("removing thread MCP config %s: %s", path, err)

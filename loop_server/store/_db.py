@@ -1,0 +1,247 @@
+"""A small Trio wrapper over stdlib sqlite3: one writer connection, a pool of readers.
+
+Why this shape: SQLite allows one writer at a time, and in WAL mode readers never wait for it
+(each read sees the last committed snapshot). So writes are serialised here, behind a
+``CapacityLimiter(1)``, instead of contending for SQLite's lock with busy-waits; reads get their
+own connections and run in parallel with the write. Every call runs its function in a worker
+thread so a slow query or an fsync never blocks the Trio event loop.
+
+Cancellation: the thread call uses ``abandon_on_cancel=False`` (Trio's default), so once a
+function has started, the awaiting task waits for it to finish even if cancelled; a write has
+then either committed or rolled back completely, never "maybe". A cancel that arrives while the
+call is still queued for a connection simply means the function never runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+import trio
+
+from loop_server.store._migrations import migrate
+from loop_server.store.errors import ConstraintViolation, StoreError
+from loop_server.timefmt import now_utc
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatistics:
+    readers: int  # size of the reader pool
+    readers_busy: int  # reads running now
+    reads_waiting: int  # reads queued for a free reader
+    write_running: bool
+    writes_waiting: int  # writes queued behind the running one
+    closed: bool
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConstraintViolation(str(exc))
+    return StoreError(str(exc))
+
+
+def _connect(target: str, *, uri: bool, busy_timeout: float) -> sqlite3.Connection:
+    # isolation_level=None: the sqlite3 module must not open transactions behind our back;
+    # this module issues BEGIN/COMMIT itself. check_same_thread=False: a connection is used by
+    # whichever worker thread runs the call, but only ever by one at a time (see Database).
+    conn = sqlite3.connect(
+        target,
+        uri=uri,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open_sync(path: Path, readers: int, busy_timeout: float) -> Database:
+    # sqlite3's own message for these is "unable to open database file", which names no cause.
+    if not path.parent.is_dir():
+        raise StoreError(f"cannot open database {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise StoreError(f"cannot open database {path}: it is a directory")
+    opened: list[sqlite3.Connection] = []
+    try:
+        writer = _connect(str(path), uri=False, busy_timeout=busy_timeout)
+        opened.append(writer)
+        mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"WAL mode refused (journal mode is {mode!r})")
+        writer.execute("PRAGMA foreign_keys = ON")
+        # FULL: a committed write survives power loss, not only a crash of this process.
+        writer.execute("PRAGMA synchronous = FULL")
+        migrate(writer, now_utc())
+        # Readers are read-only at the SQLite level, so a read function cannot write by mistake.
+        ro_uri = path.absolute().as_uri() + "?mode=ro"
+        pool: list[sqlite3.Connection] = []
+        for _ in range(readers):
+            reader = _connect(ro_uri, uri=True, busy_timeout=busy_timeout)
+            opened.append(reader)
+            reader.execute("PRAGMA query_only = ON")
+            pool.append(reader)
+    except (sqlite3.Error, StoreError) as exc:
+        for conn in opened:
+            conn.close()
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    except BaseException:
+        for conn in opened:
+            conn.close()
+        raise
+    return Database(path, writer, pool)
+
+
+def _run_read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # One read transaction around the whole function: several SELECTs see one snapshot.
+    try:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise _store_error(exc) from exc
+
+
+def _run_write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # IMMEDIATE takes the write lock up front: a transaction cannot fail half-way with
+    # SQLITE_BUSY when it first writes (another process on the same file waits busy_timeout).
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            # Some errors (disk full, I/O) make SQLite roll back by itself; don't roll back twice.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+    except sqlite3.Error as exc:
+        raise _store_error(exc) from exc
+
+
+class Database:
+    """Build with ``await Database.open(path)``; close with ``await db.close()`` (or async with).
+
+    Functions given to ``read``/``write`` receive a ``sqlite3.Connection`` and run in a worker
+    thread; they must not manage transactions themselves or keep the connection, and should
+    not wait on anything slow (a write holds the only writer while it runs). ``sqlite3.Error``
+    raised inside comes out as ``StoreError`` (integrity errors as ``ConstraintViolation``);
+    any other exception comes out unchanged.
+    """
+
+    def __init__(
+        self, path: Path, writer: sqlite3.Connection, readers: list[sqlite3.Connection]
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._readers = readers
+        # Readers not in use. Only touched from the Trio thread, so no lock is needed; the
+        # limiter guarantees there is one free whenever a token is held.
+        self._idle = list(readers)
+        self._read_limiter = trio.CapacityLimiter(len(readers))
+        self._write_limiter = trio.CapacityLimiter(1)
+        # Bounds this database's worker threads on its own, so it neither waits for nor starves
+        # other users of Trio's shared default thread limiter (e.g. the docker SDK).
+        self._thread_limiter = trio.CapacityLimiter(len(readers) + 1)
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path, *, readers: int = 4, busy_timeout: float = 5.0) -> Database:
+        """Create or open the file, switch to WAL, apply migrations, open the connections.
+
+        Raises ``StoreError`` when the path is unusable: missing directory, a directory, not a
+        database, locked by another process for longer than ``busy_timeout`` seconds, or a
+        schema newer than this code.
+        """
+        if readers < 1:
+            raise ValueError("readers must be >= 1")
+        return await trio.to_thread.run_sync(_open_sync, Path(path), readers, busy_timeout)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on a pooled read-only connection, inside one read transaction."""
+        async with self._read_limiter:
+            self._check_open()
+            conn = self._idle.pop()
+            try:
+                return await trio.to_thread.run_sync(
+                    _run_read, conn, fn, limiter=self._thread_limiter
+                )
+            finally:
+                self._idle.append(conn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer inside BEGIN IMMEDIATE … COMMIT; ROLLBACK if it raises."""
+        async with self._write_limiter:
+            self._check_open()
+            return await trio.to_thread.run_sync(
+                _run_write, self._writer, fn, limiter=self._thread_limiter
+            )
+
+    def statistics(self) -> DatabaseStatistics:
+        reads = self._read_limiter.statistics()
+        writes = self._write_limiter.statistics()
+        return DatabaseStatistics(
+            readers=len(self._readers),
+            readers_busy=reads.borrowed_tokens,
+            reads_waiting=reads.tasks_waiting,
+            write_running=writes.borrowed_tokens > 0,
+            writes_waiting=writes.tasks_waiting,
+            closed=self._closed,
+        )
+
+    async def close(self) -> None:
+        """Wait for calls already queued or running, then close every connection. Idempotent.
+
+        Shielded: a shutdown that is being cancelled must still release the file cleanly
+        (closing the last connection checkpoints the WAL into the main file).
+        """
+        with trio.CancelScope(shield=True):
+            # Holding every token means nothing is running; the limiters are FIFO, so calls
+            # queued before close() still run, and calls queued after it fail in _check_open().
+            # Fresh borrowers, so that concurrent close() calls queue instead of colliding.
+            writer_borrower = object()
+            borrowers = [object() for _ in self._readers]
+            await self._write_limiter.acquire_on_behalf_of(writer_borrower)
+            for borrower in borrowers:
+                await self._read_limiter.acquire_on_behalf_of(borrower)
+            try:
+                if self._closed:
+                    return
+                self._closed = True
+                await trio.to_thread.run_sync(self._close_connections)
+            finally:
+                for borrower in borrowers:
+                    self._read_limiter.release_on_behalf_of(borrower)
+                self._write_limiter.release_on_behalf_of(writer_borrower)
+
+    def _close_connections(self) -> None:
+        for conn in self._readers:
+            conn.close()
+        self._writer.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"database {self.path} is closed")

@@ -1,0 +1,170 @@
+"""Channels and threads (SPEC §7.1, §7.2, §3.17)."""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from loop_server.store._db import Database
+from loop_server.store.models import Channel, ChannelUpsert
+from loop_server.timefmt import from_db, to_db
+
+_COLUMNS = (
+    "id, channel_id, guild_id, name, active, session_id, dir_path, parent_id, platform,"
+    " permissions, created_at, updated_at"
+)
+
+
+def channel_from_row(row: tuple[Any, ...]) -> Channel:
+    return Channel(
+        id=row[0],
+        channel_id=row[1],
+        guild_id=row[2],
+        name=row[3],
+        active=bool(row[4]),
+        session_id=row[5],
+        dir_path=row[6],
+        parent_id=row[7],
+        platform=row[8],
+        permissions=row[9],
+        created_at=from_db(row[10]),
+        updated_at=from_db(row[11]),
+    )
+
+
+# platform/session_id/permissions keep their stored value when the new one is empty: callers
+# that only know a channel's name or directory must not wipe its session or grants (SPEC §7.2).
+_UPSERT = """
+INSERT INTO channels (channel_id, guild_id, name, active, session_id, dir_path, parent_id,
+                      platform, permissions, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (channel_id) DO UPDATE SET
+    guild_id    = excluded.guild_id,
+    name        = excluded.name,
+    dir_path    = excluded.dir_path,
+    parent_id   = excluded.parent_id,
+    active      = excluded.active,
+    updated_at  = excluded.updated_at,
+    platform    = CASE WHEN excluded.platform != '' THEN excluded.platform ELSE platform END,
+    session_id  = CASE WHEN excluded.session_id != '' THEN excluded.session_id ELSE session_id END,
+    permissions = CASE WHEN excluded.permissions != '' THEN excluded.permissions
+                       ELSE permissions END
+"""
+
+
+def delete_children_sync(conn: sqlite3.Connection, parent_id: str) -> int:
+    """Delete the threads of ``parent_id`` and their messages; return how many threads."""
+    # Messages first: messages.chat_id references channels.id and foreign keys are on.
+    conn.execute(
+        "DELETE FROM messages WHERE chat_id IN"
+        " (SELECT id FROM channels WHERE parent_id = ? AND parent_id != '')",
+        (parent_id,),
+    )
+    cur = conn.execute("DELETE FROM channels WHERE parent_id = ? AND parent_id != ''", (parent_id,))
+    return cur.rowcount
+
+
+class ChannelRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def list(self) -> builtins.list[Channel]:
+        """Every channel and thread, by name then id (id makes equal names stable)."""
+
+        def query(conn: sqlite3.Connection) -> builtins.list[Channel]:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM channels ORDER BY name, id")
+            return [channel_from_row(row) for row in rows]
+
+        return await self._db.read(query)
+
+    async def get(self, channel_id: str) -> Channel | None:
+        def query(conn: sqlite3.Connection) -> Channel | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ?", (channel_id,)
+            ).fetchone()
+            return None if row is None else channel_from_row(row)
+
+        return await self._db.read(query)
+
+    async def get_by_dir_path(self, dir_path: str, platform: str) -> Channel | None:
+        """The top-level channel for a directory on a platform; threads are never returned."""
+
+        # `dir_path != ''` matches the partial unique index's condition, which lets SQLite use
+        # it, and means an empty dir_path finds nothing rather than an arbitrary channel.
+        def query(conn: sqlite3.Connection) -> Channel | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM channels"
+                " WHERE dir_path = ? AND platform = ? AND dir_path != '' AND parent_id = ''",
+                (dir_path, platform),
+            ).fetchone()
+            return None if row is None else channel_from_row(row)
+
+        return await self._db.read(query)
+
+    async def upsert(self, channel: ChannelUpsert, now: datetime) -> Channel:
+        """Insert, or update the existing row with the same channel_id; return the stored row.
+
+        Raises ``ConstraintViolation`` if another top-level channel of the platform already
+        has this ``dir_path``.
+        """
+        stamp = to_db(now)
+
+        def update(conn: sqlite3.Connection) -> Channel:
+            conn.execute(
+                _UPSERT,
+                (
+                    channel.channel_id,
+                    channel.guild_id,
+                    channel.name,
+                    int(channel.active),
+                    channel.session_id,
+                    channel.dir_path,
+                    channel.parent_id,
+                    channel.platform,
+                    channel.permissions,
+                    stamp,
+                    stamp,
+                ),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ?", (channel.channel_id,)
+            ).fetchone()
+            return channel_from_row(row)
+
+        return await self._db.write(update)
+
+    async def set_session_id(self, channel_id: str, session_id: str, now: datetime) -> bool:
+        """Record the agent session to resume; False if the channel does not exist."""
+
+        def update(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE channels SET session_id = ?, updated_at = ? WHERE channel_id = ?",
+                (session_id, to_db(now), channel_id),
+            )
+            return cur.rowcount > 0
+
+        return await self._db.write(update)
+
+    async def delete(self, channel_id: str) -> bool:
+        """Delete the channel, its threads, and all their messages in one transaction.
+
+        Returns False (and changes nothing) if the channel does not exist.
+        """
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT id FROM channels WHERE channel_id = ?", (channel_id,))
+            found = row.fetchone()
+            if found is None:
+                return False
+            delete_children_sync(conn, channel_id)
+            conn.execute("DELETE FROM messages WHERE chat_id = ?", (found[0],))
+            conn.execute("DELETE FROM channels WHERE id = ?", (found[0],))
+            return True
+
+        return await self._db.write(delete)
+
+    async def delete_children(self, parent_id: str) -> int:
+        """Delete every thread of ``parent_id`` with its messages; return how many threads."""
+        return await self._db.write(lambda conn: delete_children_sync(conn, parent_id))

@@ -1,0 +1,145 @@
+"""Chat messages and their history (SPEC §3.5, §7.2 GetMessagesCursor, A.5 step 1 and 4)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from loop_server.store._db import Database
+from loop_server.store.errors import ChannelNotFound
+from loop_server.store.models import Message, NewMessage
+from loop_server.timefmt import from_db, to_db
+
+_COLUMNS = (
+    "id, channel_id, msg_id, author_id, author_name, content, is_bot, is_processed, created_at"
+)
+
+
+def message_from_row(row: tuple[Any, ...]) -> Message:
+    return Message(
+        id=row[0],
+        channel_id=row[1],
+        msg_id=row[2],
+        author_id=row[3],
+        author_name=row[4],
+        content=row[5],
+        is_bot=bool(row[6]),
+        is_processed=bool(row[7]),
+        created_at=from_db(row[8]),
+    )
+
+
+def _check_limit(limit: int) -> None:
+    # SQLite reads a negative LIMIT as "no limit": a bad value would return the whole table.
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+
+
+def _newest(conn: sqlite3.Connection, channel_id: str, cursor: int, limit: int) -> list[Message]:
+    # Both forms are a backwards range scan of messages_channel_id_id that stops after `limit`
+    # rows, so the cost does not grow with the size of the table or the depth of the cursor.
+    if cursor <= 0:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
+            (channel_id, limit),
+        )
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE channel_id = ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?",
+            (channel_id, cursor, limit),
+        )
+    return [message_from_row(row) for row in rows]
+
+
+def _insert(
+    conn: sqlite3.Connection, message: NewMessage, auto_create_platform: str | None
+) -> Message:
+    created_at = to_db(message.created_at)
+    found = conn.execute(
+        "SELECT id FROM channels WHERE channel_id = ?", (message.channel_id,)
+    ).fetchone()
+    if found is not None:
+        chat_id = found[0]
+    elif auto_create_platform is None:
+        raise ChannelNotFound(message.channel_id)
+    else:
+        # The message's own time stands for "now": the channel appears with it.
+        cur = conn.execute(
+            "INSERT INTO channels (channel_id, name, active, platform, created_at,"
+            " updated_at) VALUES (?, ?, 1, ?, ?, ?)",
+            (message.channel_id, message.channel_id, auto_create_platform, created_at, created_at),
+        )
+        chat_id = cur.lastrowid
+    cur = conn.execute(
+        "INSERT INTO messages (chat_id, channel_id, msg_id, author_id, author_name,"
+        " content, is_bot, is_processed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            chat_id,
+            message.channel_id,
+            message.msg_id,
+            message.author_id,
+            message.author_name,
+            message.content,
+            int(message.is_bot),
+            int(message.is_processed),
+            created_at,
+        ),
+    )
+    assert cur.lastrowid is not None
+    return Message(
+        id=cur.lastrowid,
+        channel_id=message.channel_id,
+        msg_id=message.msg_id,
+        author_id=message.author_id,
+        author_name=message.author_name,
+        content=message.content,
+        is_bot=message.is_bot,
+        is_processed=message.is_processed,
+        # Round-tripped so the value equals what a later read returns (UTC, µs).
+        created_at=from_db(created_at),
+    )
+
+
+class MessageRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(
+        self, message: NewMessage, *, auto_create_platform: str | None = None
+    ) -> Message:
+        """Store a message and return it with its id.
+
+        With ``auto_create_platform``, an unknown channel is created first (active, named after
+        its id, on that platform) in the same transaction (SPEC A.5: a message to an unknown
+        channel id creates it). Without it, an unknown channel raises ``ChannelNotFound``.
+        A duplicate ``msg_id`` raises ``ConstraintViolation``.
+        """
+        [stored] = await self.insert_many([message], auto_create_platform=auto_create_platform)
+        return stored
+
+    async def insert_many(
+        self, messages: Sequence[NewMessage], *, auto_create_platform: str | None = None
+    ) -> list[Message]:
+        """``insert`` for several messages in one transaction: all are stored or none."""
+        return await self._db.write(
+            lambda conn: [_insert(conn, m, auto_create_platform) for m in messages]
+        )
+
+    async def page(self, channel_id: str, cursor: int, limit: int) -> list[Message]:
+        """Upstream's GetMessagesCursor: newest first (id DESC), at most ``limit`` rows.
+
+        ``cursor <= 0`` gives the newest rows; ``cursor > 0`` the rows with ``id < cursor``,
+        so passing the last id of a page continues exactly where it ended. An unknown channel
+        gives an empty list.
+        """
+        _check_limit(limit)
+        return await self._db.read(lambda conn: _newest(conn, channel_id, cursor, limit))
+
+    async def recent(self, channel_id: str, limit: int) -> list[Message]:
+        """The newest ``limit`` messages in chronological order (oldest first), for prompts."""
+        _check_limit(limit)
+        newest_first = await self._db.read(lambda conn: _newest(conn, channel_id, 0, limit))
+        newest_first.reverse()
+        return newest_first

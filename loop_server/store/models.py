@@ -1,0 +1,116 @@
+"""Rows of the store as immutable values. Field names follow the SQLite schema (SPEC §7.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel or, when ``parent_id`` is set, a thread of one."""
+
+    id: int
+    channel_id: str
+    guild_id: str
+    name: str
+    active: bool
+    session_id: str
+    dir_path: str
+    parent_id: str
+    platform: str
+    permissions: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_thread(self) -> bool:
+        return self.parent_id != ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUpsert:
+    """What ``ChannelRepository.upsert`` writes. Empty platform/session_id/permissions do not
+    overwrite stored values (SPEC §7.2)."""
+
+    channel_id: str
+    guild_id: str = ""
+    name: str = ""
+    dir_path: str = ""
+    parent_id: str = ""
+    platform: str = ""
+    session_id: str = ""
+    permissions: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    channel_id: str
+    msg_id: str
+    author_id: str
+    author_name: str
+    content: str
+    is_bot: bool
+    is_processed: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    channel_id: str
+    msg_id: str
+    author_id: str
+    author_name: str
+    content: str
+    is_bot: bool
+    created_at: datetime
+    is_processed: bool = False
+
+
+TASK_TYPES = ("cron", "interval", "once")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    channel_id: str
+    guild_id: str
+    schedule: str
+    type: str
+    prompt: str
+    enabled: bool
+    next_run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    template_name: str
+    auto_delete_sec: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    channel_id: str
+    schedule: str
+    type: str
+    prompt: str
+    next_run_at: datetime
+    created_at: datetime
+    guild_id: str = ""
+    enabled: bool = True
+    template_name: str = ""
+    auto_delete_sec: int = 0
+
+
+RUN_STATUSES = ("running", "success", "failed", "skipped")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    id: int
+    task_id: int
+    status: str
+    response_text: str
+    error_text: str
+    started_at: datetime
+    finished_at: datetime | None

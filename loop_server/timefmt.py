@@ -1,0 +1,46 @@
+"""Time values as the store keeps them and as the wire shows them.
+
+The store writes every timestamp as fixed-width UTC text (microsecond precision), so that
+SQL comparisons such as ``next_run_at <= ?`` are plain string comparisons that use indexes.
+The wire format is Go's ``time.Time`` JSON form: RFC 3339 in UTC with ``Z`` and fractional
+seconds only when they are non-zero (trailing zeros trimmed), because upstream clients parse that.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+_DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+ZERO_TIME_TEXT = "0001-01-01T00:00:00Z"
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime (naive values are taken to be UTC)."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def to_db(dt: datetime) -> str:
+    return utc(dt).strftime(_DB_FORMAT)
+
+
+def from_db(text: str) -> datetime:
+    # fromisoformat parses our fixed format ~40x faster than strptime (history pages decode
+    # 50 timestamps per request); the "Z" suffix is accepted from Python 3.11 on.
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def rfc3339(dt: datetime | None) -> str:
+    """Go's RFC3339Nano rendering of a UTC instant; ``None`` renders as Go's zero time."""
+    if dt is None:
+        return ZERO_TIME_TEXT
+    dt = utc(dt)
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond:
+        base += ("." + f"{dt.microsecond:06d}").rstrip("0")
+    return base + "Z"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,177 @@
+"""Behaviour every route shares: errors as text, 404/405, CORS, preflight, limits, auth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from loop_server.runtime import ServerHandle, run_server
+from tests.api._raw import raw_request
+from tests.conftest import make_config
+
+TEXT = "text/plain; charset=utf-8"
+
+
+async def test_unknown_path_is_go_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.text == "404 page not found\n"
+    assert response.headers["content-type"] == TEXT
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_trailing_slash_does_not_match(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/tasks/", params={"channel_id": "c"})
+    assert response.status_code == 404
+
+
+async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
+    response = await client.put("/api/channels")
+    assert response.status_code == 405
+    assert response.text == "Method Not Allowed\n"
+    assert response.headers["allow"] == "GET, HEAD, POST"
+
+
+async def test_options_anywhere_is_cors_preflight(client: httpx.AsyncClient) -> None:
+    for path in ("/api/channels", "/api/does-not-exist", "/"):
+        response = await client.options(path)
+        assert response.status_code == 204
+        assert response.content == b""
+        assert response.headers["access-control-allow-origin"] == "*"
+        assert response.headers["access-control-allow-methods"] == (
+            "GET, POST, PATCH, DELETE, OPTIONS"
+        )
+        assert "Content-Type" in response.headers["access-control-allow-headers"]
+
+
+async def test_success_and_errors_carry_cors(client: httpx.AsyncClient) -> None:
+    ok = await client.get("/api/channels")
+    bad = await client.post("/api/messages", content=b"{")
+    assert ok.headers["access-control-allow-origin"] == "*"
+    assert bad.headers["access-control-allow-origin"] == "*"
+
+
+async def test_json_bodies_are_compact_with_newline(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/health")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content.startswith(b'{"status":"ok"')
+    assert response.content.endswith(b"}\n")
+
+
+async def test_head_answers_like_get(client: httpx.AsyncClient) -> None:
+    response = await client.head("/api/health")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_readme_is_the_project_readme(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/readme")
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == TEXT
+    assert response.text == readme
+    assert "make run" in response.text
+
+
+async def test_unclean_path_redirects(server: ServerHandle) -> None:
+    status, headers, _ = await raw_request(
+        server.port, b"GET //api//health?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 301
+    assert headers["location"] == "/api/health?x=1"
+
+
+async def test_body_over_limit_is_413(client: httpx.AsyncClient, server: ServerHandle) -> None:
+    size = 1024 * 1024 + 10
+    head = (
+        b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {size}\r\n\r\n".encode()
+    )
+    # The answer comes from the declared length, before the body is read.
+    status, headers, body = await raw_request(server.port, head, [b"{" + b" " * (size - 1)])
+    assert status == 413
+    assert body == b"request body too large\n"
+    assert headers["content-type"] == TEXT
+    history = await client.get("/api/channels/c/messages")
+    assert history.json()["messages"] == []
+
+
+async def test_chunked_body_over_limit_is_413(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    head = b"POST /api/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    piece = b'{"channel_id":"c","content":"' + b"y" * 65536
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    status, _, body = await raw_request(server.port, head, [chunk] * 20)
+    assert status == 413
+    assert body == b"request body too large\n"
+    history = await client.get("/api/channels/c/messages")
+    assert history.json()["messages"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   ",
+        b"{",
+        b"[1,2]",
+        b'"text"',
+        b'{"channel_id": 5, "content": "x"}',
+        b'{"channel_id": "c", "content": ["x"]}',
+        b"\xff\xfe",
+    ],
+)
+async def test_undecodable_body_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post("/api/messages", content=body)
+    assert response.status_code == 400
+    assert response.text == "invalid request body\n"
+
+
+async def test_trailing_bytes_unknown_fields_and_key_case(client: httpx.AsyncClient) -> None:
+    body = b'{"Channel_ID":"c1","content":"hi","extra":{"a":1}} trailing garbage'
+    response = await client.post("/api/messages", content=body)
+    assert response.status_code == 204
+    history = (await client.get("/api/channels/c1/messages")).json()
+    assert [m["content"] for m in history["messages"]] == ["hi"]
+
+
+class TestToken:
+    TOKEN = "s3cret-token"
+
+    @pytest.fixture
+    async def secured(self, nursery: trio.Nursery, tmp_path: Path) -> ServerHandle:
+        config = make_config(tmp_path, token=self.TOKEN)
+        handle: ServerHandle = await nursery.start(run_server, config)
+        return handle
+
+    async def test_rest_needs_bearer_token(self, secured: ServerHandle) -> None:
+        async with httpx.AsyncClient(base_url=secured.url) as http:
+            missing = await http.get("/api/channels")
+            wrong = await http.get("/api/channels", headers={"Authorization": "Bearer nope"})
+            query = await http.get("/api/channels", params={"token": self.TOKEN})
+            right = await http.get(
+                "/api/channels", headers={"Authorization": f"Bearer {self.TOKEN}"}
+            )
+            unknown = await http.get("/api/nope")
+        assert missing.status_code == 401
+        assert missing.text == "unauthorized\n"
+        assert wrong.status_code == 401
+        assert query.status_code == 401  # plain HTTP must use the header
+        assert unknown.status_code == 401  # no route probing without the token
+        assert right.status_code == 200
+        assert right.json() == []
+        secured.shutdown()
+
+    async def test_health_and_preflight_stay_open(self, secured: ServerHandle) -> None:
+        async with httpx.AsyncClient(base_url=secured.url) as http:
+            health = await http.get("/api/health")
+            preflight = await http.options("/api/channels")
+        assert health.status_code == 200
+        assert preflight.status_code == 204
+        secured.shutdown()

@@ -1,0 +1,180 @@
+"""Task CRUD over real HTTP: SPEC §3.8–3.12, A.3 (invalid schedule/type → 400)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from tests.conftest import FixedClock
+
+NOW = datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+async def _create(client: httpx.AsyncClient, **fields: object) -> int:
+    body = {"channel_id": "c1", "schedule": "*/15 * * * *", "type": "cron", "prompt": "p"}
+    body.update(fields)
+    response = await client.post("/api/tasks", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+async def test_create_and_get_cron_task(client: httpx.AsyncClient) -> None:
+    task_id = await _create(client, prompt="check the build", auto_delete_sec=60)
+    response = await client.get(f"/api/tasks/{task_id}")
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": task_id,
+        "channel_id": "c1",
+        "schedule": "*/15 * * * *",
+        "type": "cron",
+        "prompt": "check the build",
+        "enabled": True,
+        "next_run_at": "2026-03-01T10:15:00Z",
+        "auto_delete_sec": 60,
+    }
+
+
+async def test_interval_and_once_next_run(client: httpx.AsyncClient) -> None:
+    interval = await _create(client, type="interval", schedule="1h30m")
+    once = await _create(client, type="once", schedule="2026-03-02T08:00:00+02:00")
+    got_interval = (await client.get(f"/api/tasks/{interval}")).json()
+    got_once = (await client.get(f"/api/tasks/{once}")).json()
+    assert got_interval["next_run_at"] == "2026-03-01T11:30:30Z"
+    assert got_once["next_run_at"] == "2026-03-02T06:00:00Z"
+
+
+async def test_template_name_is_stored(client: httpx.AsyncClient) -> None:
+    task_id = await _create(client, template_name="daily-report")
+    assert (await client.get(f"/api/tasks/{task_id}")).json()["template_name"] == "daily-report"
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({"schedule": "x"}, 'calculating next run: parsing cron schedule "x": '),
+        (
+            {"type": "interval", "schedule": "5d"},
+            'calculating next run: parsing interval "5d": time: unknown unit "d" in duration "5d"',
+        ),
+        (
+            {"type": "once", "schedule": "tomorrow"},
+            'calculating next run: parsing once schedule "tomorrow": must be RFC3339 '
+            "(e.g. 2026-02-09T14:30:00Z): ",
+        ),
+        ({"type": "weekly"}, 'calculating next run: unknown task type "weekly"'),
+    ],
+)
+async def test_invalid_schedule_or_type_is_400_and_stores_nothing(
+    client: httpx.AsyncClient, fields: dict[str, object], text: str
+) -> None:
+    body = {"channel_id": "c1", "schedule": "*/15 * * * *", "type": "cron", "prompt": "p"}
+    body.update(fields)
+    response = await client.post("/api/tasks", json=body)
+    assert response.status_code == 400
+    assert response.text.startswith(text)
+    assert response.text.endswith("\n")
+    assert (await client.get("/api/tasks", params={"channel_id": "c1"})).json() == []
+
+
+async def test_create_wrong_types_are_400(client: httpx.AsyncClient) -> None:
+    for body in (b'{"auto_delete_sec":"5"}', b'{"auto_delete_sec":1.5}', b'{"prompt":true}'):
+        response = await client.post("/api/tasks", content=body)
+        assert response.status_code == 400
+        assert response.text == "invalid request body\n"
+
+
+async def test_list_orders_by_next_run_and_hides_past_once(client: httpx.AsyncClient) -> None:
+    late = await _create(client, type="interval", schedule="2h")
+    soon = await _create(client, type="interval", schedule="10m")
+    await _create(client, type="once", schedule="2026-02-09T14:30:00Z")  # already past
+    other = await _create(client, channel_id="c2")
+    listing = (await client.get("/api/tasks", params={"channel_id": "c1"})).json()
+    assert [t["id"] for t in listing] == [soon, late]
+    assert [t["id"] for t in (await client.get("/api/tasks?channel_id=c2")).json()] == [other]
+    assert (await client.get("/api/tasks?channel_id=none")).content == b"[]\n"
+
+
+async def test_list_requires_channel_id(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/tasks")
+    assert response.status_code == 400
+    assert response.text == "channel_id query parameter required\n"
+
+
+async def test_get_errors(client: httpx.AsyncClient) -> None:
+    bad = await client.get("/api/tasks/abc")
+    missing = await client.get("/api/tasks/999")
+    assert (bad.status_code, bad.text) == (400, "invalid task id\n")
+    assert (missing.status_code, missing.text) == (404, "task not found\n")
+
+
+async def test_delete_is_idempotent(client: httpx.AsyncClient) -> None:
+    task_id = await _create(client)
+    assert (await client.delete(f"/api/tasks/{task_id}")).status_code == 204
+    assert (await client.get(f"/api/tasks/{task_id}")).status_code == 404
+    assert (await client.delete(f"/api/tasks/{task_id}")).status_code == 204
+    assert (await client.delete("/api/tasks/x1")).status_code == 400
+
+
+async def test_patch_enabled(client: httpx.AsyncClient) -> None:
+    task_id = await _create(client)
+    response = await client.patch(f"/api/tasks/{task_id}", json={"enabled": False})
+    assert response.status_code == 200
+    assert response.content == b""
+    assert (await client.get(f"/api/tasks/{task_id}")).json()["enabled"] is False
+    unknown = await client.patch("/api/tasks/4242", json={"enabled": True})
+    assert unknown.status_code == 200  # upstream: a silent no-op
+
+
+async def test_patch_edit_recomputes_only_for_schedule_or_type(
+    client: httpx.AsyncClient,
+) -> None:
+    task_id = await _create(client)
+    await client.patch(f"/api/tasks/{task_id}", json={"prompt": "new prompt", "enabled": None})
+    task = (await client.get(f"/api/tasks/{task_id}")).json()
+    assert task["prompt"] == "new prompt"
+    assert task["next_run_at"] == "2026-03-01T10:15:00Z"
+    response = await client.patch(
+        f"/api/tasks/{task_id}", json={"type": "interval", "schedule": "45m", "auto_delete_sec": 9}
+    )
+    assert response.status_code == 200
+    task = (await client.get(f"/api/tasks/{task_id}")).json()
+    assert (task["type"], task["schedule"], task["auto_delete_sec"]) == ("interval", "45m", 9)
+    assert task["next_run_at"] == "2026-03-01T10:45:30Z"
+    assert task["enabled"] is True
+
+
+async def test_patch_invalid_edit_changes_nothing(client: httpx.AsyncClient) -> None:
+    task_id = await _create(client)
+    before = (await client.get(f"/api/tasks/{task_id}")).json()
+    response = await client.patch(
+        f"/api/tasks/{task_id}", json={"enabled": False, "schedule": "61 * * * *"}
+    )
+    assert response.status_code == 400
+    assert response.text.startswith('calculating next run: parsing cron schedule "61 * * * *"')
+    assert (await client.get(f"/api/tasks/{task_id}")).json() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "text"),
+    [
+        ("/api/tasks/abc", b"{", 400, "invalid task id"),
+        ("/api/tasks/1", b"{", 400, "invalid request body"),
+        ("/api/tasks/1", b"{}", 400, "at least one field is required"),
+        ("/api/tasks/1", b'{"enabled":null,"prompt":null}', 400, "at least one field is required"),
+        ("/api/tasks/1", b'{"enabled":"yes"}', 400, "invalid request body"),
+        ("/api/tasks/999", b'{"prompt":"x"}', 500, "task 999 not found"),
+    ],
+)
+async def test_patch_errors(
+    client: httpx.AsyncClient, path: str, body: bytes, status: int, text: str
+) -> None:
+    response = await client.patch(path, content=body)
+    assert response.status_code == status
+    assert response.text == text + "\n"

@@ -1,0 +1,112 @@
+"""Configuration precedence and validation (SPEC A.1, A.2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loop_server.config import Config, ConfigError, is_loopback, load_config, parse_addr
+
+
+def test_defaults(tmp_path: Path) -> None:
+    config = load_config({}, {"LOOP_DATA_DIR": str(tmp_path)})
+    assert config.addr == "127.0.0.1:8222"
+    assert config.data_dir == tmp_path
+    assert config.db_path == tmp_path / "loop.db"
+    assert config.token == ""
+    assert config.platform == "local"
+    assert config.poll_interval == 30.0
+    assert config.max_body_bytes == 1024 * 1024
+    assert config.config_file is None
+    assert Config().data_dir == Path.home() / ".loop"
+
+
+def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.json"
+    config_file.write_text(
+        """{
+          // comments and trailing commas, as in Loop's config.json
+          "api_addr": "127.0.0.1:7001",
+          "container_image": "from-file:1",
+          "claude_bin_path": "/file/claude",
+          "poll_interval_sec": 12,
+          "templates": [{"name": "x",},],
+        }"""
+    )
+    env = {
+        "LOOP_DATA_DIR": str(tmp_path),
+        "LOOP_ADDR": "127.0.0.1:7002",
+        "LOOP_CONTAINER_IMAGE": "from-env:1",
+    }
+    config = load_config({"addr": "127.0.0.1:7003"}, env)
+    assert config.config_file == config_file  # found in the data dir
+    assert config.addr == "127.0.0.1:7003"  # flag
+    assert config.container_image == "from-env:1"  # env over file
+    assert config.claude_bin == "/file/claude"  # file over default
+    assert config.poll_interval == 12.0
+    assert config.container_image != Config().container_image
+    assert config.extra == {"templates": [{"name": "x"}]}
+
+
+def test_explicit_config_file(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.json"
+    other.write_text(json.dumps({"api_token": "t0k"}))
+    config = load_config({"data_dir": str(tmp_path / "d")}, {"LOOP_CONFIG": str(other)})
+    assert config.token == "t0k"
+    flagged = load_config({}, {}, config_flag=str(other))
+    assert flagged.config_file == other
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "fragment"),
+    [
+        ({"addr": "0.0.0.0:8222"}, {}, "refusing to listen on 0.0.0.0"),
+        ({"addr": ":8222"}, {}, "refusing to listen on all interfaces"),
+        ({"addr": "example.com:80"}, {}, "refusing to listen on example.com"),
+        ({"addr": "nonsense"}, {}, "expected HOST:PORT"),
+        ({"addr": "127.0.0.1:70000"}, {}, "port out of range"),
+        ({"poll_interval": "0"}, {}, "--poll-interval: must be greater than 0"),
+        ({"poll_interval": "soon"}, {}, "--poll-interval"),
+        ({}, {"LOOP_PLATFORM": "discord"}, 'LOOP_PLATFORM: "discord" is not supported'),
+        ({}, {"LOOP_MAX_BODY_BYTES": "-1"}, "LOOP_MAX_BODY_BYTES"),
+    ],
+)
+def test_invalid_settings_are_refused(
+    tmp_path: Path, flags: dict[str, str], env: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        load_config(flags, {"LOOP_DATA_DIR": str(tmp_path), **env})
+
+
+def test_non_loopback_allowed_with_token(tmp_path: Path) -> None:
+    config = load_config({"addr": "0.0.0.0:8222", "token": "x"}, {"LOOP_DATA_DIR": str(tmp_path)})
+    assert config.host_port == ("0.0.0.0", 8222)
+
+
+def test_bad_config_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        load_config({}, {}, config_flag=str(broken))
+    listing = tmp_path / "list.json"
+    listing.write_text("[]")
+    with pytest.raises(ConfigError, match="must hold a JSON object"):
+        load_config({}, {}, config_flag=str(listing))
+    with pytest.raises(ConfigError, match="reading config file"):
+        load_config({}, {}, config_flag=str(tmp_path / "missing.json"))
+    typed = tmp_path / "typed.json"
+    typed.write_text('{"poll_interval_sec": "often"}')
+    with pytest.raises(ConfigError, match="poll_interval_sec in"):
+        load_config({}, {}, config_flag=str(typed))
+
+
+def test_address_helpers() -> None:
+    assert parse_addr("[::1]:8222") == ("::1", 8222)
+    assert parse_addr(":9") == ("", 9)
+    assert is_loopback("127.0.0.2")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("")
+    assert not is_loopback("10.0.0.1")
