@@ -122,7 +122,14 @@ class TaskScheduler(Protocol):
         when the new schedule or type is invalid."""
         ...
 
-    async def list_runs(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]: ...
+    async def list_runs(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]:
+        """Newest first; raises ``TaskNotFound`` for an unknown task."""
+        ...
+
+    async def run_now(self, task_id: int) -> int:
+        """Start a run now and return its id; raises ``TaskNotFound`` or
+        ``TaskAlreadyRunning``."""
+        ...
 
 
 class RunningChannelLister(Protocol):

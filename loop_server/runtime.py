@@ -23,6 +23,7 @@ from loop_server.api.deps import ApiDeps
 from loop_server.clock import Clock, SystemClock
 from loop_server.config import Config
 from loop_server.platform.local import LocalPlatform
+from loop_server.scheduler import Scheduler, TaskExecutor
 from loop_server.services.channels import ChannelService, StoreChannelLister
 from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService, StoringMessageHandler
@@ -118,6 +119,7 @@ async def run_server(
     config: Config,
     *,
     clock: Clock | None = None,
+    executor: TaskExecutor | None = None,
     handle_signals: bool = False,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -163,6 +165,13 @@ async def run_server(
                 store=store,
                 services={"messages": messages, "tasks": tasks, "deps": deps},
             )
+            if executor is not None:
+                scheduler = Scheduler(
+                    store, executor, clock=clock, poll_interval=config.poll_interval
+                )
+                await root.start(scheduler.run)
+                tasks.attach_runner(scheduler.run_now)
+                handle.services["scheduler"] = scheduler
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle)
             async with trio.open_nursery() as http:

@@ -23,6 +23,7 @@ import trio
 from loop_server.clock import Clock
 from loop_server.config import Config
 from loop_server.runtime import ServerHandle, run_server
+from loop_server.scheduler import TaskExecutor
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:
@@ -52,11 +53,19 @@ def clock() -> Clock | None:
 
 
 @pytest.fixture
+def executor() -> TaskExecutor | None:
+    """What scheduled tasks run through; ``None``: no scheduler. Modules override this."""
+    return None
+
+
+@pytest.fixture
 async def server(
-    nursery: trio.Nursery, config: Config, clock: Clock | None
+    nursery: trio.Nursery, config: Config, clock: Clock | None, executor: TaskExecutor | None
 ) -> AsyncIterator[ServerHandle]:
     with trio.fail_after(10):
-        handle: ServerHandle = await nursery.start(partial(run_server, config, clock=clock))
+        handle: ServerHandle = await nursery.start(
+            partial(run_server, config, clock=clock, executor=executor)
+        )
     yield handle
     handle.shutdown()
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from quart import Quart, Response, request
 
+from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
 from loop_server.api.deps import ApiDeps
 from loop_server.store.models import Message
 from loop_server.timefmt import rfc3339
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 LOCAL_USER = "local-user"
 
 
@@ -25,19 +24,6 @@ def message_json(message: Message) -> dict[str, object]:
         "is_bot": message.is_bot,
         "created_at": rfc3339(message.created_at),
     }
-
-
-def parse_positive(text: str | None, message: str, default: int) -> int:
-    """Go's ``strconv.Atoi``/``ParseInt`` then ``>= 1``; anything else is ``400 message``."""
-    if not text:  # upstream only parses a non-empty value
-        return default
-    stripped = text[1:] if text[:1] in "+-" else text
-    if not stripped.isascii() or not stripped.isdigit():
-        raise ApiError(400, message)
-    value = int(text)
-    if value < 1 or value > 2**63 - 1:
-        raise ApiError(400, message)
-    return value
 
 
 def register(app: Quart, deps: ApiDeps) -> None:
@@ -63,15 +49,9 @@ def register(app: Quart, deps: ApiDeps) -> None:
     async def history(channel_id: str) -> Response:
         need(deps.store, "message listing not configured")
         assert deps.store is not None
-        limit = min(
-            parse_positive(request.args.get("limit"), "invalid limit", DEFAULT_LIMIT), MAX_LIMIT
-        )
-        cursor = parse_positive(request.args.get("cursor"), "invalid cursor", 0)
+        limit, cursor = page_params(request.args)
         rows = await deps.store.get_messages_cursor(channel_id, cursor, limit + 1)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = rows[-1].id
+        page, next_cursor = cut_page(rows, limit)
         return json_response(
-            {"messages": [message_json(m) for m in rows], "next_cursor": next_cursor}
+            {"messages": [message_json(m) for m in page], "next_cursor": next_cursor}
         )

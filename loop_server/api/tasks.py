@@ -6,11 +6,13 @@ from typing import Any
 
 from quart import Quart, Response, request
 
+from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, read_body
 from loop_server.api.deps import ApiDeps
 from loop_server.protocols import TaskEdit
 from loop_server.scheduling import ScheduleError
-from loop_server.store.models import Task
+from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
+from loop_server.store.models import Task, TaskRun
 from loop_server.timefmt import rfc3339
 
 _INT64_MAX = 2**63 - 1
@@ -30,6 +32,18 @@ def task_json(task: Task) -> dict[str, Any]:
         item["template_name"] = task.template_name
     item["auto_delete_sec"] = task.auto_delete_sec
     return item
+
+
+def run_json(run: TaskRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "task_id": run.task_id,
+        "status": run.status,
+        "response_text": run.response_text,
+        "error_text": run.error_text,
+        "started_at": rfc3339(run.started_at),
+        "finished_at": None if run.finished_at is None else rfc3339(run.finished_at),
+    }
 
 
 def parse_task_id(text: str) -> int:
@@ -116,3 +130,25 @@ def register(app: Quart, deps: ApiDeps) -> None:
         except ScheduleError as err:
             raise ApiError(400, str(err)) from err
         return Response(b"", status=200)
+
+    @app.get("/api/tasks/<task_id>/runs")
+    async def list_runs(task_id: str) -> Response:
+        ident = parse_task_id(task_id)
+        limit, cursor = page_params(request.args)
+        try:
+            runs = await scheduler.list_runs(ident, cursor, limit + 1)
+        except TaskNotFound as err:
+            raise ApiError(404, "task not found") from err
+        page, next_cursor = cut_page(runs, limit)
+        return json_response({"runs": [run_json(r) for r in page], "next_cursor": next_cursor})
+
+    @app.post("/api/tasks/<task_id>/run")
+    async def run_task(task_id: str) -> Response:
+        ident = parse_task_id(task_id)
+        try:
+            run_id = await scheduler.run_now(ident)
+        except TaskNotFound as err:
+            raise ApiError(404, "task not found") from err
+        except TaskAlreadyRunning as err:
+            raise ApiError(409, str(err)) from err
+        return json_response({"run_id": run_id}, status=202)

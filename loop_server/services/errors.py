@@ -12,3 +12,9 @@ class TaskNotFound(ServiceError):
     def __init__(self, task_id: int) -> None:
         super().__init__(f"task {task_id} not found")
         self.task_id = task_id
+
+
+class TaskAlreadyRunning(ServiceError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__("task is already running")
+        self.task_id = task_id

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from loop_server.clock import Clock
 from loop_server.protocols import TaskEdit
 from loop_server.scheduling import next_run
-from loop_server.services.errors import TaskNotFound
+from loop_server.services.errors import ServiceError, TaskNotFound
 from loop_server.store import Store
 from loop_server.store.models import NewTask, Task, TaskRun
 
 
 class TaskService:
-    """Satisfies ``TaskScheduler``."""
+    """Satisfies ``TaskScheduler``. Running a task now is the running scheduler's job; it is
+    attached with ``attach_runner`` once the scheduler exists."""
 
     def __init__(self, store: Store, *, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        self._runner: Callable[[int], Awaitable[int]] | None = None
+
+    def attach_runner(self, run_now: Callable[[int], Awaitable[int]]) -> None:
+        self._runner = run_now
 
     async def add_task(
         self,
@@ -81,3 +88,8 @@ class TaskService:
         if await self._store.tasks.get(task_id) is None:
             raise TaskNotFound(task_id)
         return await self._store.runs.page(task_id, cursor, limit)
+
+    async def run_now(self, task_id: int) -> int:
+        if self._runner is None:
+            raise ServiceError("scheduler is not running")
+        return await self._runner(task_id)

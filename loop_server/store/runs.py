@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,25 @@ class TaskRunRepository:
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
+
+        return await self._db.write(insert)
+
+    async def start_many(self, task_ids: Sequence[int], started_at: datetime) -> list[int]:
+        """``start`` for several tasks in one transaction (a poll that finds many tasks due
+        pays for one commit, not one per task). Ids come back in the order given."""
+        when = to_db(started_at)
+
+        def insert(conn: sqlite3.Connection) -> list[int]:
+            ids = []
+            for task_id in task_ids:
+                cur = conn.execute(
+                    "INSERT INTO task_run_logs (task_id, status, started_at)"
+                    " VALUES (?, 'running', ?)",
+                    (task_id, when),
+                )
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+            return ids
 
         return await self._db.write(insert)
 

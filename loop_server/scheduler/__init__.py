@@ -1,0 +1,13 @@
+"""Runs scheduled tasks on time (SPEC §8, A.4): a poll loop and one job per due task."""
+
+from loop_server.scheduler._executor import TaskExecutor
+from loop_server.scheduler._scheduler import SHUTDOWN_ERROR, Scheduler, SchedulerStatistics
+from loop_server.services.errors import TaskAlreadyRunning
+
+__all__ = [
+    "SHUTDOWN_ERROR",
+    "Scheduler",
+    "SchedulerStatistics",
+    "TaskAlreadyRunning",
+    "TaskExecutor",
+]

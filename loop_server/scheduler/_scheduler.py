@@ -1,0 +1,229 @@
+"""The poll loop and its jobs (SPEC §8.4 with A.4's run-now and no-overlap rules).
+
+Shape (DESIGN §2): ``run()`` owns a nursery holding the poll loop and every job. A job is one
+task run under its own cancel scope; a limiter bounds how many run at once. A task is never run
+twice at once: the scheduler keeps the set of running task ids, and a due task found running is
+skipped (recorded once per overlapping run, not on every poll). Times come from the injected
+wall ``Clock``; waiting between polls uses Trio's clock, so tests drive both with a MockClock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import trio
+
+from loop_server.clock import Clock
+from loop_server.scheduler._executor import TaskExecutor
+from loop_server.scheduling import ScheduleError, next_run
+from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
+from loop_server.store import Store
+from loop_server.store.models import Task
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_ERROR = "cancelled: shutdown"
+INTERRUPTED_ERROR = "interrupted"
+SKIPPED_ERROR = "previous run still in progress"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStatistics:
+    running: int  # jobs started and not finished (including those waiting for the limiter)
+    started: int  # jobs started since the scheduler began
+    skipped: int  # due tasks skipped because their previous run was still going
+    ticks: int
+
+
+@dataclass
+class _Job:
+    task_id: int
+    skip_recorded: bool = False
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        executor: TaskExecutor,
+        *,
+        clock: Clock,
+        poll_interval: float,
+        max_concurrent: int = 4,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._limiter = trio.CapacityLimiter(max_concurrent)
+        self._jobs: dict[int, _Job] = {}
+        self._nursery: trio.Nursery | None = None
+        self._started = 0
+        self._skipped = 0
+        self._ticks = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Close runs a crash left open, then poll until cancelled. Cancelling this cancels
+        every job, and each records ``failed`` / ``cancelled: shutdown``."""
+        closed = await self._store.runs.close_interrupted(self._clock.now(), INTERRUPTED_ERROR)
+        if closed:
+            log.warning("scheduler: closed %d run(s) left running by a crash", closed)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                # The first poll happens before "started": tasks overdue while the server was
+                # down have started by the time the caller goes on.
+                await self.tick()
+                task_status.started()
+                while True:
+                    await trio.sleep(self._poll_interval)
+                    await self.tick()
+            finally:
+                self._nursery = None
+
+    async def tick(self) -> int:
+        """One poll: start a job for every due task not already running. Returns how many
+        started. Store errors are logged, never fatal (upstream logs them too)."""
+        nursery = self._require_nursery()
+        self._ticks += 1
+        now = self._clock.now()
+        try:
+            due = await self._store.tasks.due(now)
+        except Exception:
+            log.exception("scheduler: loading due tasks failed")
+            return 0
+        ready: list[Task] = []
+        for task in due:
+            job = self._jobs.get(task.id)
+            if job is None:
+                # Claim before the first await, so run_now cannot start it meanwhile.
+                self._jobs[task.id] = _Job(task.id)
+                ready.append(task)
+            elif not job.skip_recorded:
+                job.skip_recorded = True
+                await self._record_skip(task, now)
+        if not ready:
+            return 0
+        try:
+            run_ids = await self._store.runs.start_many([t.id for t in ready], now)
+        except Exception:
+            log.exception("scheduler: recording the start of %d run(s) failed", len(ready))
+            for task in ready:
+                self._release(task.id)
+            return 0
+        for task, run_id in zip(ready, run_ids, strict=True):
+            self._start(nursery, task, run_id)
+        return len(ready)
+
+    # -- API operations -------------------------------------------------------------------
+
+    async def run_now(self, task_id: int) -> int:
+        """Start the task now, whatever its schedule; returns the run id."""
+        nursery = self._require_nursery()
+        if task_id in self._jobs:
+            raise TaskAlreadyRunning(task_id)
+        task = await self._store.tasks.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task_id in self._jobs:  # started by a poll while we were reading
+            raise TaskAlreadyRunning(task_id)
+        self._jobs[task_id] = _Job(task_id)
+        try:
+            run_id = await self._store.runs.start(task_id, self._clock.now())
+        except BaseException:
+            self._release(task_id)
+            raise
+        self._start(nursery, task, run_id)
+        return run_id
+
+    def is_running(self, task_id: int) -> bool:
+        return task_id in self._jobs
+
+    def statistics(self) -> SchedulerStatistics:
+        return SchedulerStatistics(
+            running=len(self._jobs),
+            started=self._started,
+            skipped=self._skipped,
+            ticks=self._ticks,
+        )
+
+    async def wait_idle(self) -> None:
+        """Return once no job is running (for tests and graceful shutdown)."""
+        while self._jobs:
+            await self._idle.wait()
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _start(self, nursery: trio.Nursery, task: Task, run_id: int) -> None:
+        """Start the job of a task already claimed in ``self._jobs``."""
+        self._started += 1
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        nursery.start_soon(self._job, task, run_id, name=f"task-{task.id}")
+
+    def _release(self, task_id: int) -> None:
+        self._jobs.pop(task_id, None)
+        if not self._jobs:
+            self._idle.set()
+
+    async def _job(self, task: Task, run_id: int) -> None:
+        status, response, error = "failed", "", ""
+        try:
+            async with self._limiter:
+                response = await self._executor.execute(task)
+            status = "success"
+        except trio.Cancelled:
+            error = SHUTDOWN_ERROR
+            raise
+        except Exception as err:
+            error = str(err) or type(err).__name__
+            log.warning("scheduler: task %d failed: %s", task.id, error)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._finish(task, run_id, status, response, error)
+                self._release(task.id)
+
+    async def _finish(
+        self, task: Task, run_id: int, status: str, response: str, error: str
+    ) -> None:
+        now = self._clock.now()
+        try:
+            await self._store.runs.finish(run_id, status, response, error, now)
+            if error != SHUTDOWN_ERROR:
+                await self._reschedule(task.id, now)
+        except Exception:
+            log.exception("scheduler: recording the end of task %d failed", task.id)
+
+    async def _reschedule(self, task_id: int, now: datetime) -> None:
+        # Read the task again: it may have been edited, toggled or deleted while it ran.
+        current = await self._store.tasks.get(task_id)
+        if current is None:
+            return
+        if current.type == "once":
+            await self._store.tasks.set_enabled(task_id, False, now)
+            return
+        try:
+            following = next_run(current.type, current.schedule, now)
+        except ScheduleError as err:
+            log.error("scheduler: task %d keeps its next run: %s", task_id, err)
+            return
+        await self._store.tasks.set_next_run(task_id, following, current.enabled, now)
+
+    async def _record_skip(self, task: Task, now: datetime) -> None:
+        self._skipped += 1
+        try:
+            run_id = await self._store.runs.start(task.id, now, status="skipped")
+            await self._store.runs.finish(run_id, "skipped", "", SKIPPED_ERROR, now)
+        except Exception:
+            log.exception("scheduler: recording a skip of task %d failed", task.id)
+
+    def _require_nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("scheduler is not running")
+        return self._nursery
