@@ -56,6 +56,24 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    number = int(value.strip() if isinstance(value, str) else value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must not be negative")
+    return number
+
+
 def _path(value: Any) -> Path:
     return Path(os.path.expanduser(_str(value)))
 
@@ -154,6 +172,14 @@ class Config:
     container_image: str = "loop-agent:latest"
     claude_bin: str = "claude"
     poll_interval: float = 30.0
+    container_network: str = ""
+    container_memory_mb: int = 0
+    container_cpus: float = 0.0
+    container_timeout: float = 3600.0
+    claude_model: str = ""
+    anthropic_api_key: str = ""
+    claude_code_oauth_token: str = ""
+    max_concurrent_runs: int = 4
     max_body_bytes: int = 1024 * 1024
     max_ws_message_bytes: int = 1024 * 1024
     graceful_timeout: float = 10.0

@@ -18,15 +18,17 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from loop_server import __version__
+from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
 from loop_server.clock import Clock, SystemClock
 from loop_server.config import Config
+from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine
 from loop_server.platform.local import LocalPlatform
 from loop_server.scheduler import Scheduler, TaskExecutor
 from loop_server.services.channels import ChannelService, StoreChannelLister
 from loop_server.services.git import GitBranchReader
-from loop_server.services.messages import MessageService, StoringMessageHandler
+from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
 from loop_server.store import Store
@@ -133,11 +135,27 @@ async def run_server(
     except Exception as err:
         sock.close()
         raise StartupError(f"opening database {config.db_path}: {err}") from err
+    engine = DockerEngine()
     try:
         async with trio.open_nursery() as root:
-            platform = LocalPlatform()
+            containers = ChannelContainers(engine, container_settings(config))
             messages = MessageService(store.messages, None, clock=clock, platform=config.platform)
+            orchestrator = Orchestrator(
+                store,
+                messages,
+                AgentRunner(engine, container_settings(config), agent_settings(config)),
+                None,
+                clock=clock,
+                loop_dir=str(config.data_dir),
+                max_concurrent_runs=config.max_concurrent_runs,
+            )
+            await root.start(orchestrator.run)
             tasks = TaskService(store, clock=clock)
+            scheduler = Scheduler(
+                store, executor or orchestrator, clock=clock, poll_interval=config.poll_interval
+            )
+            tasks.attach_runner(scheduler.run_now)
+            platform = LocalPlatform()
             deps = ApiDeps(
                 scheduler=tasks,
                 background=Background(root),
@@ -150,7 +168,9 @@ async def run_server(
                 messages=messages,
                 loop_dir=str(config.data_dir),
                 platform=config.platform,
-                incoming=StoringMessageHandler(messages),
+                running_channels=containers,
+                active_chats=orchestrator,
+                incoming=orchestrator,
                 branches=GitBranchReader(),
                 max_body_bytes=config.max_body_bytes,
             )
@@ -163,15 +183,17 @@ async def run_server(
                 port=bound_port,
                 config=config,
                 store=store,
-                services={"messages": messages, "tasks": tasks, "deps": deps},
+                services={
+                    "messages": messages,
+                    "tasks": tasks,
+                    "deps": deps,
+                    "engine": engine,
+                    "orchestrator": orchestrator,
+                    "scheduler": scheduler,
+                    "containers": containers,
+                },
             )
-            if executor is not None:
-                scheduler = Scheduler(
-                    store, executor, clock=clock, poll_interval=config.poll_interval
-                )
-                await root.start(scheduler.run)
-                tasks.attach_runner(scheduler.run_now)
-                handle.services["scheduler"] = scheduler
+            await root.start(scheduler.run)
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle)
             async with trio.open_nursery() as http:
@@ -183,7 +205,30 @@ async def run_server(
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
+        engine.close()
         sock.close()
+
+
+def container_settings(config: Config) -> ContainerSettings:
+    environment = {}
+    if config.anthropic_api_key:
+        environment["ANTHROPIC_API_KEY"] = config.anthropic_api_key
+    if config.claude_code_oauth_token:
+        environment["CLAUDE_CODE_OAUTH_TOKEN"] = config.claude_code_oauth_token
+    return ContainerSettings(
+        image=config.container_image,
+        loop_dir=str(config.data_dir),
+        network=config.container_network or None,
+        memory_mb=config.container_memory_mb,
+        cpus=config.container_cpus,
+        environment=environment,
+    )
+
+
+def agent_settings(config: Config) -> AgentSettings:
+    return AgentSettings(
+        claude_bin=config.claude_bin, timeout=config.container_timeout, model=config.claude_model
+    )
 
 
 async def _serve_http(

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +26,21 @@ from loop_server.config import Config
 from loop_server.runtime import ServerHandle, run_server
 from loop_server.scheduler import TaskExecutor
 
+TEST_IMAGE = "loop-test:latest"
+STUB_CLAUDE = "/usr/local/bin/claude"
+
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:
-    base = Config(addr="127.0.0.1:0", data_dir=tmp_path / "data")
+    """A server on a free loopback port whose agent runs use the test image's claude stub, with
+    no network. Without a Docker engine every run ends in a clear error bot message."""
+    base = Config(
+        addr="127.0.0.1:0",
+        data_dir=tmp_path / "data",
+        container_image=TEST_IMAGE,
+        claude_bin=STUB_CLAUDE,
+        container_network="none",
+        container_timeout=60,
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -74,3 +87,14 @@ async def server(
 async def client(server: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         yield http
+
+
+def user_messages(history: dict[str, Any]) -> list[dict[str, Any]]:
+    """The users' messages of a history page (agent replies interleave with them)."""
+    return [m for m in history["messages"] if not m["is_bot"]]
+
+
+async def agents_idle(server: ServerHandle) -> None:
+    """Wait until every queued or running agent run has ended."""
+    with trio.fail_after(60):
+        await server.services["orchestrator"].wait_idle()

@@ -50,7 +50,9 @@ class MessageService:
     async def record(
         self, channel_id: str, author_id: str, author_name: str, content: str, *, is_bot: bool
     ) -> Message:
-        """Store a message (creating an unknown channel on the local platform) and publish it."""
+        """Store a message and publish it. A user's message to an unknown channel creates the
+        channel on our platform (SPEC A.5 step 1); a bot's does not (``ChannelNotFound``), so a
+        late reply cannot resurrect a deleted channel."""
         message = await self._repo.insert(
             NewMessage(
                 channel_id=channel_id,
@@ -61,7 +63,7 @@ class MessageService:
                 is_bot=is_bot,
                 created_at=self._clock.now(),
             ),
-            auto_create_platform=self._platform,
+            auto_create_platform=None if is_bot else self._platform,
         )
         if self._broadcaster is not None:
             self._broadcaster.broadcast_message_created(message)
@@ -75,14 +77,3 @@ class MessageService:
         return await self.record(
             channel_id, author, author, strip_bot_mention(content), is_bot=False
         )
-
-
-class StoringMessageHandler:
-    """``IncomingMessageHandler`` until agent runs exist: it stores the user's message (SPEC A.5
-    step 1). The orchestrator replaces it and adds the run after the same first step."""
-
-    def __init__(self, messages: MessageService) -> None:
-        self._messages = messages
-
-    async def handle_incoming_message(self, channel_id: str, author_id: str, content: str) -> None:
-        await self._messages.record_user_message(channel_id, author_id, content)

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from loop_server.runtime import ServerHandle
+from tests.conftest import agents_idle
 
 
 async def test_listing_starts_empty(client: httpx.AsyncClient) -> None:
@@ -127,7 +128,9 @@ async def test_listing_shows_git_branch(client: httpx.AsyncClient, tmp_path: Pat
     assert "branch" not in listing[str(tmp_path / "plain")]
 
 
-async def test_delete_channel_removes_threads_and_messages(client: httpx.AsyncClient) -> None:
+async def test_delete_channel_removes_threads_and_messages(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
     channel_id = (await client.post("/api/channels/create", json={"name": "c"})).json()[
         "channel_id"
     ]
@@ -136,6 +139,7 @@ async def test_delete_channel_removes_threads_and_messages(client: httpx.AsyncCl
     )
     thread_id = thread.json()["thread_id"]
     await client.post("/api/messages", json={"channel_id": channel_id, "content": "hello"})
+    await agents_idle(server)
     response = await client.delete(f"/api/channels/{channel_id}")
     assert response.status_code == 204
     assert (await client.get("/api/channels")).json() == []

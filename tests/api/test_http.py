@@ -10,7 +10,7 @@ import trio
 
 from loop_server.runtime import ServerHandle, run_server
 from tests.api._raw import raw_request
-from tests.conftest import make_config
+from tests.conftest import make_config, user_messages
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -138,7 +138,7 @@ async def test_trailing_bytes_unknown_fields_and_key_case(client: httpx.AsyncCli
     response = await client.post("/api/messages", content=body)
     assert response.status_code == 204
     history = (await client.get("/api/channels/c1/messages")).json()
-    assert [m["content"] for m in history["messages"]] == ["hi"]
+    assert [m["content"] for m in user_messages(history)] == ["hi"]
 
 
 class TestToken:

@@ -10,6 +10,7 @@ import pytest
 
 from loop_server.runtime import ServerHandle
 from loop_server.store.models import NewMessage
+from tests.conftest import user_messages
 
 
 async def test_post_stores_user_message_before_answering(client: httpx.AsyncClient) -> None:
@@ -17,8 +18,7 @@ async def test_post_stores_user_message_before_answering(client: httpx.AsyncClie
     assert response.status_code == 204
     assert response.content == b""
     history = (await client.get("/api/channels/c1/messages")).json()
-    assert history["next_cursor"] is None
-    [message] = history["messages"]
+    [message] = user_messages(history)
     assert message["channel_id"] == "c1"
     assert message["author_id"] == "local-user"
     assert message["author_name"] == "local-user"

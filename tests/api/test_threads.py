@@ -8,6 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loop_server.runtime import ServerHandle
+from tests.conftest import agents_idle, user_messages
+
 
 async def _channel(client: httpx.AsyncClient, dir_path: Path) -> str:
     response = await client.post("/api/channels", json={"dir_path": str(dir_path)})
@@ -45,7 +48,7 @@ async def test_thread_message_is_stored_as_the_users(
         json={"channel_id": parent, "name": "t", "message": "please look", "author_id": "alice"},
     )
     thread_id = response.json()["thread_id"]
-    [message] = (await client.get(f"/api/channels/{thread_id}/messages")).json()["messages"]
+    [message] = user_messages((await client.get(f"/api/channels/{thread_id}/messages")).json())
     assert message["content"] == "please look"
     assert message["author_id"] == "alice"
     assert message["is_bot"] is False
@@ -53,7 +56,7 @@ async def test_thread_message_is_stored_as_the_users(
         "/api/threads", json={"channel_id": parent, "name": "u", "message": "hi"}
     )
     history = (await client.get(f"/api/channels/{default.json()['thread_id']}/messages")).json()
-    assert history["messages"][0]["author_id"] == "local-user"
+    assert user_messages(history)[0]["author_id"] == "local-user"
 
 
 async def test_unknown_parent_is_500(client: httpx.AsyncClient) -> None:
@@ -78,7 +81,9 @@ async def test_create_validation(
     assert response.text == text + "\n"
 
 
-async def test_delete_thread(client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_delete_thread(
+    client: httpx.AsyncClient, server: ServerHandle, tmp_path: Path
+) -> None:
     project = tmp_path / "proj"
     parent = await _channel(client, project)
     thread_id = (
@@ -87,6 +92,7 @@ async def test_delete_thread(client: httpx.AsyncClient, tmp_path: Path) -> None:
     mcp = project / ".loop" / f"mcp-{thread_id}.json"
     mcp.parent.mkdir(parents=True)
     mcp.write_text("{}")
+    await agents_idle(server)
     response = await client.delete(f"/api/threads/{thread_id}")
     assert response.status_code == 204
     assert not mcp.exists()

@@ -1,0 +1,228 @@
+"""The orchestrator behind ``IncomingMessageHandler`` (SPEC A.5).
+
+A user's message is stored first; then a run is queued for its channel. Each channel has a FIFO
+queue drained by one worker task, so one channel runs one agent at a time while different
+channels run concurrently, bounded by a limiter. Scheduled tasks go through the same queues.
+Every run ends in a bot message and an ``agent.status`` — completed, or error with the reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass, field
+
+import trio
+
+from loop_server.agent._command import (
+    PROMPT_HISTORY,
+    SessionChoice,
+    build_prompt,
+    choose_session,
+)
+from loop_server.agent._runner import AgentError, AgentRunner, RunOutcome, RunRequest
+from loop_server.clock import Clock
+from loop_server.protocols import EventBroadcaster
+from loop_server.services.messages import MessageService
+from loop_server.store import Store
+from loop_server.store.models import Message, Task
+
+log = logging.getLogger(__name__)
+
+STOPPED = "stopped"
+STOPPED_TEXT = "Run stopped."
+
+
+@dataclass
+class _Job:
+    channel_id: str
+    message: Message | None = None  # a chat run answers this message
+    task: Task | None = None  # a scheduled run executes this task's prompt
+    done: trio.Event = field(default_factory=trio.Event)
+    response: str = ""
+    error: str = ""
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        store: Store,
+        messages: MessageService,
+        runner: AgentRunner,
+        broadcaster: EventBroadcaster | None,
+        *,
+        clock: Clock,
+        loop_dir: str,
+        max_concurrent_runs: int = 4,
+    ) -> None:
+        self._store = store
+        self._messages = messages
+        self._runner = runner
+        self._broadcaster = broadcaster
+        self._clock = clock
+        self._loop_dir = loop_dir
+        self._limiter = trio.CapacityLimiter(max_concurrent_runs)
+        self._queues: dict[str, collections.deque[_Job]] = {}
+        self._running: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self._idle = trio.Event()
+        self._idle.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the channel workers until cancelled (shutdown stops every run)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    # -- IncomingMessageHandler -----------------------------------------------------------
+
+    async def handle_incoming_message(self, channel_id: str, author_id: str, content: str) -> None:
+        message = await self._messages.record_user_message(channel_id, author_id, content)
+        self._enqueue(_Job(channel_id, message=message))
+
+    # -- TaskExecutor (the scheduler's) ---------------------------------------------------
+
+    async def execute(self, task: Task) -> str:
+        job = _Job(task.channel_id, task=task)
+        self._enqueue(job)
+        await job.done.wait()
+        if job.error:
+            raise AgentError(job.error)
+        return job.response
+
+    # -- ActiveChatLister and stop --------------------------------------------------------
+
+    def active_chat_channel_ids(self) -> set[str]:
+        return set(self._running)
+
+    def stop(self, channel_id: str) -> bool:
+        """Cancel the channel's current run; False when nothing runs there."""
+        scope = self._running.get(channel_id)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    def queued(self, channel_id: str) -> int:
+        queue = self._queues.get(channel_id)
+        return len(queue) if queue else 0
+
+    async def wait_idle(self) -> None:
+        """Return once no run is queued or running (tests, graceful shutdown)."""
+        while self._queues:
+            await self._idle.wait()
+
+    # -- workers --------------------------------------------------------------------------
+
+    def _enqueue(self, job: _Job) -> None:
+        if self._nursery is None:
+            raise RuntimeError("orchestrator is not running")
+        queue = self._queues.get(job.channel_id)
+        if queue is None:
+            queue = self._queues[job.channel_id] = collections.deque()
+            if self._idle.is_set():
+                self._idle = trio.Event()
+            self._nursery.start_soon(self._drain, job.channel_id, name=f"channel-{job.channel_id}")
+        queue.append(job)
+
+    async def _drain(self, channel_id: str) -> None:
+        queue = self._queues[channel_id]
+        try:
+            while queue:
+                job = queue.popleft()
+                async with self._limiter:
+                    await self._run_job(job)
+        finally:
+            # No await between the last emptiness check and this: a job enqueued meanwhile
+            # would have found the queue and be run by this loop.
+            self._queues.pop(channel_id, None)
+            if not self._queues:
+                self._idle.set()
+            for job in queue:  # only on cancellation: nobody will run these
+                job.error = STOPPED
+                job.done.set()
+
+    async def _run_job(self, job: _Job) -> None:
+        channel_id = job.channel_id
+        scope = trio.CancelScope()
+        self._running[channel_id] = scope
+        self._status(channel_id, "running")
+        try:
+            with scope:
+                outcome = await self._run_agent(job)
+            if scope.cancelled_caught:
+                await self._stopped(job)
+                return
+            text = outcome.text or "(the agent returned no text)"
+            await self._messages.post_message(channel_id, text)
+            job.response = outcome.text
+            self._status(channel_id, "completed")
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await self._stopped(job)
+            raise
+        except AgentError as err:
+            await self._failed(job, str(err))
+        except Exception as err:
+            log.exception("agent run in %s failed", channel_id)
+            await self._failed(job, f"internal error: {err}")
+        finally:
+            self._running.pop(channel_id, None)
+            job.done.set()
+
+    async def _run_agent(self, job: _Job) -> RunOutcome:
+        channel = await self._store.channels.get(job.channel_id)
+        if channel is None:
+            raise AgentError(f"channel {job.channel_id} not found")
+        work_dir = channel.dir_path or f"{self._loop_dir}/{channel.channel_id}/work"
+        if job.task is not None:
+            # Scheduled runs start fresh: they must not fork or advance the chat's session.
+            session, prompt = SessionChoice(), job.task.prompt
+        else:
+            assert job.message is not None
+            parent_session: str | None = None
+            if channel.is_thread:
+                parent = await self._store.channels.get(channel.parent_id)
+                parent_session = parent.session_id if parent is not None else ""
+            session = choose_session(channel.session_id, parent_session)
+            history: list[Message] = []
+            if not session.session_id:
+                history = await self._store.messages.recent(job.channel_id, PROMPT_HISTORY)
+            prompt = build_prompt(job.message, history, has_session=bool(session.session_id))
+        outcome = await self._runner.run(
+            RunRequest(job.channel_id, work_dir, prompt, session),
+            on_turn=lambda text: self._streaming(job.channel_id, text),
+        )
+        if job.task is None and outcome.session_id:
+            await self._store.channels.set_session_id(
+                job.channel_id, outcome.session_id, self._clock.now()
+            )
+        return outcome
+
+    async def _stopped(self, job: _Job) -> None:
+        job.error = STOPPED
+        await self._post_quietly(job.channel_id, STOPPED_TEXT)
+        self._status(job.channel_id, "error", STOPPED)
+
+    async def _failed(self, job: _Job, error: str) -> None:
+        job.error = error
+        await self._post_quietly(job.channel_id, f"⚠️ Agent run failed: {error}")
+        self._status(job.channel_id, "error", error)
+
+    async def _post_quietly(self, channel_id: str, text: str) -> None:
+        try:
+            await self._messages.post_message(channel_id, text)
+        except Exception:
+            log.exception("posting to %s failed", channel_id)
+
+    def _status(self, channel_id: str, status: str, error: str = "") -> None:
+        if self._broadcaster is not None:
+            self._broadcaster.broadcast_agent_status(channel_id, status, error)
+
+    def _streaming(self, channel_id: str, text: str) -> None:
+        if self._broadcaster is not None:
+            self._broadcaster.broadcast_message_streaming(channel_id, text)

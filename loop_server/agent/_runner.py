@@ -1,0 +1,167 @@
+"""One agent run in a fresh container (SPEC A.5 steps 5–6).
+
+The container's output is read through the raw attach socket as a Trio stream, so the run is a
+plain Trio task: cancelling it (stop, shutdown, timeout) stops reading at once, and the
+container is force-removed in a shielded ``finally`` whatever happened.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+import trio
+
+from loop_server.agent._command import SessionChoice, claude_command, mcp_config_path
+from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
+from loop_server.containers._channel import ContainerSettings
+from loop_server.containers._demux import STDOUT, StreamDemux
+from loop_server.containers._engine import DockerEngine, EngineError
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_BYTES = 2000
+
+
+class AgentError(Exception):
+    """A run failed; the text is what the user sees in the bot message and ``agent.status``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    channel_id: str
+    work_dir: str
+    prompt: str
+    session: SessionChoice
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    text: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    claude_bin: str
+    timeout: float
+    model: str = ""
+    system_prompt: str = ""
+
+
+class AgentRunner:
+    def __init__(
+        self, engine: DockerEngine, containers: ContainerSettings, settings: AgentSettings
+    ) -> None:
+        self._engine = engine
+        self._containers = containers
+        self._settings = settings
+
+    async def run(self, request: RunRequest, on_turn: Callable[[str], None]) -> RunOutcome:
+        await trio.to_thread.run_sync(prepare_work_dir, request.work_dir, request.channel_id)
+        try:
+            client = await self._engine.client()
+        except EngineError as err:
+            raise AgentError(str(err)) from err
+        argv = claude_command(
+            self._settings.claude_bin,
+            work_dir=request.work_dir,
+            channel_id=request.channel_id,
+            prompt=request.prompt,
+            session=request.session,
+            model=self._settings.model,
+            system_prompt=self._settings.system_prompt,
+        )
+        kwargs = self._containers.create_kwargs(request.channel_id, request.work_dir)
+        try:
+            container = await self._engine.call(client.containers.create, command=argv, **kwargs)
+        except docker.errors.ImageNotFound as err:
+            raise AgentError(f"container image {self._containers.image} not found") from err
+        except (docker.errors.DockerException, EngineError) as err:
+            raise AgentError(f"creating agent container: {err}") from err
+        try:
+            return await self._follow(container, on_turn)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._remove(container)
+
+    async def _follow(self, container: Any, on_turn: Callable[[str], None]) -> RunOutcome:
+        container_id: str = container.id
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        try:
+            stream = await self._engine.attach_stream(container_id, params)
+        except (docker.errors.DockerException, EngineError) as err:
+            raise AgentError(f"attaching to agent container: {err}") from err
+        demux, lines = StreamDemux(), LineSplitter()
+        stderr_tail: collections.deque[bytes] = collections.deque(maxlen=64)
+        result: RunResult | None = None
+
+        def handle(line: bytes) -> None:
+            nonlocal result
+            event = parse_line(line)
+            if isinstance(event, AssistantTurn):
+                on_turn(event.text)
+            elif isinstance(event, RunResult):
+                result = event
+
+        async with stream:
+            try:
+                await self._engine.call(container.start)
+            except docker.errors.DockerException as err:
+                raise AgentError(f"starting agent container: {err}") from err
+            with trio.move_on_after(self._settings.timeout) as timer:
+                while data := await stream.receive_some(65536):
+                    for kind, payload in demux.feed(data):
+                        if kind == STDOUT:
+                            for line in lines.feed(payload):
+                                handle(line)
+                        else:
+                            stderr_tail.append(payload)
+                for line in lines.flush():
+                    handle(line)
+            if timer.cancelled_caught:
+                raise AgentError(f"agent timed out after {self._settings.timeout:g}s")
+        try:
+            status = await self._engine.call(container.wait, timeout=60)
+        except Exception as err:
+            raise AgentError(f"waiting for agent container: {err}") from err
+        exit_code = status.get("StatusCode", -1)
+        if result is not None and result.is_error:
+            raise AgentError(result.text or "agent reported an error")
+        detail = _tail(stderr_tail)
+        if exit_code != 0:
+            raise AgentError(f"agent exited with code {exit_code}{detail}")
+        if result is None:
+            raise AgentError(f"agent finished without a result{detail}")
+        return RunOutcome(result.text, result.session_id)
+
+    async def _remove(self, container: Any) -> None:
+        try:
+            await self._engine.call(container.remove, force=True)
+        except docker.errors.NotFound:
+            pass
+        except Exception as err:
+            log.warning("removing agent container failed: %s", err)
+
+
+def _tail(chunks: collections.deque[bytes]) -> str:
+    text = b"".join(chunks).decode("utf-8", errors="replace").strip()
+    if not text:
+        return ""
+    return ": " + text[-STDERR_TAIL_BYTES:]
+
+
+def prepare_work_dir(work_dir: str, channel_id: str) -> None:
+    """The work dir must exist before Docker bind-mounts it (Docker would create it as root),
+    and Claude's ``--mcp-config`` must name a readable file."""
+    os.makedirs(os.path.join(work_dir, ".loop"), exist_ok=True)
+    path = mcp_config_path(work_dir, channel_id)
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as config:
+            json.dump({"mcpServers": {}}, config)

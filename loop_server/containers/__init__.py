@@ -1,0 +1,17 @@
+"""Docker behind Trio: the engine wrapper, output demultiplexing and channel containers."""
+
+from loop_server.containers._channel import ChannelContainers, ContainerSettings
+from loop_server.containers._demux import StreamDemux
+from loop_server.containers._engine import DockerEngine, EngineError
+from loop_server.containers._labels import APP_LABEL, APP_VALUE, CHANNEL_LABEL
+
+__all__ = [
+    "APP_LABEL",
+    "APP_VALUE",
+    "CHANNEL_LABEL",
+    "ChannelContainers",
+    "ContainerSettings",
+    "DockerEngine",
+    "EngineError",
+    "StreamDemux",
+]

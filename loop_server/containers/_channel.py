@@ -1,0 +1,104 @@
+"""Channel containers: which run, finding or creating a shell container, removing one
+(SPEC §5.6: RunningChannelLister, ContainerFinder, ContainerStopper)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import docker.errors
+
+from loop_server.containers._engine import DockerEngine, EngineError
+from loop_server.containers._labels import CHANNEL_LABEL, channel_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSettings:
+    """How every channel container (agent run or shell) is made."""
+
+    image: str
+    loop_dir: str
+    network: str | None = None  # None: Docker's default; "none" in tests
+    memory_mb: int = 0
+    cpus: float = 0.0
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def work_dir(self, channel_id: str, dir_path: str) -> str:
+        return dir_path or f"{self.loop_dir}/{channel_id}/work"
+
+    def create_kwargs(self, channel_id: str, work_dir: str) -> dict[str, object]:
+        kwargs: dict[str, object] = {
+            "image": self.image,
+            "labels": channel_labels(channel_id),
+            "volumes": {work_dir: {"bind": work_dir, "mode": "rw"}},
+            "working_dir": work_dir,
+            "environment": dict(self.environment),
+            "detach": True,
+        }
+        if self.network:
+            kwargs["network_mode"] = self.network
+        if self.memory_mb > 0:
+            kwargs["mem_limit"] = f"{self.memory_mb}m"
+        if self.cpus > 0:
+            kwargs["nano_cpus"] = int(self.cpus * 1e9)
+        return kwargs
+
+
+def container_name(channel_id: str, dir_path: str) -> str:
+    base = PurePosixPath(dir_path).name if dir_path else channel_id
+    base = re.sub(r"[^a-z0-9]", "-", base.lower())[:40] or "channel"
+    return f"loop-{base}-{secrets.token_hex(3)}"
+
+
+class ChannelContainers:
+    def __init__(self, engine: DockerEngine, settings: ContainerSettings) -> None:
+        self._engine = engine
+        self._settings = settings
+
+    async def running_channel_ids(self) -> set[str]:
+        client = await self._engine.client()
+        containers = await self._engine.call(
+            client.containers.list, filters={"label": CHANNEL_LABEL, "status": "running"}
+        )
+        return {c.labels.get(CHANNEL_LABEL, "") for c in containers} - {""}
+
+    async def find_container_by_channel(self, channel_id: str, dir_path: str) -> str:
+        client = await self._engine.client()
+        try:
+            found = await self._engine.call(
+                client.containers.list,
+                filters={"label": f"{CHANNEL_LABEL}={channel_id}", "status": "running"},
+            )
+        except docker.errors.DockerException as err:
+            raise EngineError(f"listing containers: {err}") from err
+        if found:
+            return str(found[0].id)
+        work_dir = self._settings.work_dir(channel_id, dir_path)
+        kwargs = self._settings.create_kwargs(channel_id, work_dir)
+        try:
+            container = await self._engine.call(
+                client.containers.run,
+                command=["sleep", "infinity"],
+                name=container_name(channel_id, dir_path),
+                **kwargs,
+            )
+        except docker.errors.ImageNotFound as err:
+            raise EngineError(f"container image {self._settings.image} not found") from err
+        except docker.errors.DockerException as err:
+            raise EngineError(f"creating container: {err}") from err
+        return str(container.id)
+
+    async def container_remove(self, container_id: str) -> None:
+        client = await self._engine.client()
+        try:
+            container = await self._engine.call(client.containers.get, container_id)
+            await self._engine.call(container.remove, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.DockerException as err:
+            raise EngineError(f"removing container: {err}") from err

@@ -1,0 +1,86 @@
+"""The docker SDK, used from Trio: every blocking call runs in a worker thread under a limiter
+we chose (so a burst of container operations cannot exhaust Trio's default thread pool), and the
+client is created lazily so the server starts without an engine (SPEC A.1)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import trio
+
+T = TypeVar("T")
+
+
+class EngineError(Exception):
+    """A Docker operation failed; the text is meant for users (bot messages, WS errors)."""
+
+
+class DockerEngine:
+    def __init__(self, *, max_concurrent_calls: int = 16, timeout: int = 60) -> None:
+        self._limiter = trio.CapacityLimiter(max_concurrent_calls)
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+        # Single flight: concurrent first callers must not each create (and leak) a client.
+        self._connecting = trio.Lock()
+
+    async def client(self) -> docker.DockerClient:
+        if self._client is not None:
+            return self._client
+        async with self._connecting:
+            return await self._connect()
+
+    async def _connect(self) -> docker.DockerClient:
+        if self._client is not None:  # another caller connected while we waited
+            return self._client
+        try:
+            client = await trio.to_thread.run_sync(
+                partial(docker.from_env, timeout=self._timeout), limiter=self._limiter
+            )
+        except Exception as err:
+            raise EngineError(f"docker engine not reachable: {err}") from err
+        try:
+            await trio.to_thread.run_sync(client.ping, limiter=self._limiter)
+        except Exception as err:
+            client.close()
+            raise EngineError(f"docker engine not reachable: {err}") from err
+        self._client = client
+        return client
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking SDK call in a thread. Docker's own errors pass through, so callers
+        can tell "image not found" from "engine gone"."""
+        try:
+            return await trio.to_thread.run_sync(
+                partial(fn, *args, **kwargs), limiter=self._limiter
+            )
+        except docker.errors.DockerException:
+            raise
+        except (OSError, ConnectionError) as err:
+            raise EngineError(f"docker engine not reachable: {err}") from err
+
+    async def attach_stream(self, container_id: str, params: dict[str, Any]) -> trio.SocketStream:
+        """The container's raw attach socket as a Trio stream (our own duplicate of the fd, so
+        the SDK's wrapper can be dropped without closing it under us)."""
+        client = await self.client()
+        raw = await self.call(client.api.attach_socket, container_id, params)
+        stdlib: socket.socket = getattr(raw, "_sock", raw)
+        duplicate = stdlib.dup()
+        duplicate.setblocking(False)
+        # Release the SDK's side: its HTTP response first (it owns the file object), then
+        # the socket wrapper and the socket itself. Our duplicate stays open.
+        response = getattr(raw, "_response", None)
+        if response is not None:
+            response.close()
+        raw.close()
+        stdlib.close()
+        return trio.SocketStream(trio.socket.from_stdlib_socket(duplicate))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
