@@ -48,12 +48,58 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LOOP_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
     )
+    _add_memory_command(commands)
     return parser
+
+
+def _add_memory_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    memory = commands.add_parser(
+        "memory", help="project memory (markdown notes)", description="Project memory tools."
+    )
+    actions = memory.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
+    index = actions.add_parser(
+        "index",
+        help="index a project's memory into the data dir's database",
+        description="Index the memory paths of project DIR (its Claude auto-memory dir and "
+        "the memory.paths of the global and project configs) and print how many files were "
+        "(re)indexed. Shows a progress bar when stderr is a terminal.",
+    )
+    index.add_argument("dir", metavar="DIR", help="the project directory")
+    index.add_argument(
+        "--data-dir", default=None, help="data dir holding loop.db (env LOOP_DATA_DIR)"
+    )
+    index.add_argument("--config", metavar="FILE", help="config file (env LOOP_CONFIG)")
+    index.add_argument(
+        "--log-level",
+        default=os.environ.get("LOOP_LOG_LEVEL", "warning"),
+        choices=["debug", "info", "warning", "error"],
+    )
+
+
+def _memory_main(args: argparse.Namespace) -> int:
+    # "index" is the only action (argparse refuses a missing or unknown one).
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from loop_server.memory._cli import index_command
+
+    return index_command(
+        args.dir,
+        data_dir=args.data_dir,
+        config_file=args.config,
+        env=os.environ,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "memory":
+        return _memory_main(args)
     if args.command != "serve":
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.utils import wrap_app
 
 from loop_server import __version__
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
+from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
 from loop_server.clock import Clock, SystemClock
 from loop_server.config import Config
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine
+from loop_server.events import EventsHub
+from loop_server.memory import (
+    MemoryConfig,
+    MemoryConfigError,
+    channel_work_dirs,
+    open_memory_indexer,
+    reindex_forever,
+)
 from loop_server.platform.local import LocalPlatform
 from loop_server.scheduler import Scheduler, TaskExecutor
 from loop_server.services.channels import ChannelService, StoreChannelLister
@@ -31,7 +39,8 @@ from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
-from loop_server.store import Store
+from loop_server.serving import EventsEndpoint, serve
+from loop_server.store import Store, StoreError
 
 log = logging.getLogger("loop_server")
 
@@ -125,8 +134,14 @@ async def run_server(
     handle_signals: bool = False,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until ``handle.shutdown()`` (or SIGINT/SIGTERM when ``handle_signals``)."""
+    """Serve until ``handle.shutdown()`` (or SIGINT/SIGTERM when ``handle_signals``).
+
+    ``executor`` replaces the agent runner for scheduled tasks (tests of the scheduling API)."""
     clock = clock or SystemClock()
+    try:
+        memory_config = MemoryConfig.from_extra(config.extra)
+    except MemoryConfigError as err:
+        raise StartupError(f"config: {err}") from err
     prepare_data_dir(config.data_dir)
     host, port = config.host_port
     sock = bind_socket(host, port, config.addr)
@@ -138,75 +153,128 @@ async def run_server(
     engine = DockerEngine()
     try:
         async with trio.open_nursery() as root:
-            containers = ChannelContainers(engine, container_settings(config))
-            messages = MessageService(store.messages, None, clock=clock, platform=config.platform)
-            orchestrator = Orchestrator(
-                store,
-                messages,
-                AgentRunner(engine, container_settings(config), agent_settings(config)),
-                None,
-                clock=clock,
-                loop_dir=str(config.data_dir),
-                max_concurrent_runs=config.max_concurrent_runs,
+            handle = await _start_services(
+                root, config, clock, store, engine, sock, executor, memory_config
             )
-            await root.start(orchestrator.run)
-            tasks = TaskService(store, clock=clock)
-            scheduler = Scheduler(
-                store, executor or orchestrator, clock=clock, poll_interval=config.poll_interval
-            )
-            tasks.attach_runner(scheduler.run_now)
-            platform = LocalPlatform()
-            deps = ApiDeps(
-                scheduler=tasks,
-                background=Background(root),
-                readme=load_readme(),
-                channels=ChannelService(
-                    store, platform, guild_id="", platform=config.platform, clock=clock
-                ),
-                threads=ThreadService(store, platform, clock=clock),
-                store=StoreChannelLister(store),
-                messages=messages,
-                loop_dir=str(config.data_dir),
-                platform=config.platform,
-                running_channels=containers,
-                active_chats=orchestrator,
-                incoming=orchestrator,
-                branches=GitBranchReader(),
-                max_body_bytes=config.max_body_bytes,
-            )
-            app = create_app(deps, token=config.token)
-            bound_host, bound_port = sock.getsockname()[:2]
-            shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-            handle = ServerHandle(
-                url=f"http://{shown_host}:{bound_port}",
-                host=bound_host,
-                port=bound_port,
-                config=config,
-                store=store,
-                services={
-                    "messages": messages,
-                    "tasks": tasks,
-                    "deps": deps,
-                    "engine": engine,
-                    "orchestrator": orchestrator,
-                    "scheduler": scheduler,
-                    "containers": containers,
-                },
-            )
-            await root.start(scheduler.run)
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle)
             async with trio.open_nursery() as http:
-                await http.start(_serve_http, app, config, sock, handle._stop.wait)
+                await http.start(
+                    partial(
+                        serve,
+                        handle.services["app"],
+                        hypercorn_config(config),
+                        [sock],
+                        handle.services["events_endpoint"],
+                        shutdown_trigger=handle._stop.wait,
+                    )
+                )
                 log.info("api server started addr=%s version=%s", handle.url, __version__)
                 task_status.started(handle)
-            # The HTTP server has drained (within graceful_timeout); stop background work.
+            # The HTTP server has drained (within graceful_timeout) and closed the event
+            # sockets with 1001; cancelling the rest stops agent runs and scheduled jobs,
+            # which record how they ended.
             root.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
         engine.close()
         sock.close()
+
+
+async def _start_services(
+    root: trio.Nursery,
+    config: Config,
+    clock: Clock,
+    store: Store,
+    engine: DockerEngine,
+    sock: socket.socket,
+    executor: TaskExecutor | None,
+    memory_config: MemoryConfig,
+) -> ServerHandle:
+    """Build the object graph and start the long-lived services in ``root``."""
+    hub = EventsHub()
+    containers = ChannelContainers(engine, container_settings(config))
+    messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
+    orchestrator = Orchestrator(
+        store,
+        messages,
+        AgentRunner(engine, container_settings(config), agent_settings(config)),
+        hub,
+        clock=clock,
+        loop_dir=str(config.data_dir),
+        max_concurrent_runs=config.max_concurrent_runs,
+    )
+    await root.start(orchestrator.run)
+    tasks = TaskService(store, clock=clock)
+    scheduler = Scheduler(
+        store, executor or orchestrator, clock=clock, poll_interval=config.poll_interval
+    )
+    tasks.attach_runner(scheduler.run_now)
+    channel_lister = StoreChannelLister(store)
+    memory = None
+    if memory_config.enabled:
+        try:
+            memory = await open_memory_indexer(store.db, memory_config)
+        except StoreError as err:  # e.g. an SQLite without FTS5: serve without memory
+            log.error("memory disabled: %s", err)
+    platform = LocalPlatform()
+    deps = ApiDeps(
+        scheduler=tasks,
+        background=Background(root),
+        readme=load_readme(),
+        channels=ChannelService(
+            store, platform, guild_id="", platform=config.platform, clock=clock
+        ),
+        threads=ThreadService(store, platform, clock=clock),
+        store=channel_lister,
+        messages=messages,
+        memory=memory,
+        loop_dir=str(config.data_dir),
+        platform=config.platform,
+        running_channels=containers,
+        active_chats=orchestrator,
+        incoming=orchestrator,
+        branches=GitBranchReader(),
+        health=lambda: {"events": dataclasses.asdict(hub.statistics())},
+        max_body_bytes=config.max_body_bytes,
+    )
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    handle = ServerHandle(
+        url=f"http://{shown_host}:{bound_port}",
+        host=bound_host,
+        port=bound_port,
+        config=config,
+        store=store,
+        services={
+            "app": create_app(deps, token=config.token),
+            "events_endpoint": EventsEndpoint(
+                hub,
+                events_authorizer(config.token),
+                max_message_size=config.max_ws_message_bytes,
+                close_timeout=config.graceful_timeout,
+            ),
+            "hub": hub,
+            "messages": messages,
+            "tasks": tasks,
+            "deps": deps,
+            "engine": engine,
+            "orchestrator": orchestrator,
+            "scheduler": scheduler,
+            "containers": containers,
+            "memory": memory,
+        },
+    )
+    await root.start(scheduler.run)
+    if memory is not None:
+        await root.start(
+            reindex_forever,
+            memory,
+            partial(channel_work_dirs, channel_lister, str(config.data_dir)),
+            memory_config.reindex_interval_sec,
+        )
+    return handle
 
 
 def container_settings(config: Config) -> ContainerSettings:
@@ -228,25 +296,6 @@ def container_settings(config: Config) -> ContainerSettings:
 def agent_settings(config: Config) -> AgentSettings:
     return AgentSettings(
         claude_bin=config.claude_bin, timeout=config.container_timeout, model=config.claude_model
-    )
-
-
-async def _serve_http(
-    app: Any,
-    config: Config,
-    sock: socket.socket,
-    shutdown_trigger: Callable[[], Awaitable[None]],
-    *,
-    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
-
-    await worker_serve(
-        wrap_app(app, 0, "asgi"),
-        hypercorn_config(config),
-        sockets=sockets,
-        shutdown_trigger=shutdown_trigger,
-        task_status=task_status,
     )
 
 

@@ -58,20 +58,36 @@ def token_matches(expected: str, given: bytes | None) -> bool:
     return hmac.compare_digest(expected.encode("utf-8"), given)
 
 
+def token_given(
+    token: str, headers: Iterable[tuple[bytes, bytes]], query_token: str | None
+) -> bool:
+    """Whether the bearer header, or else ``query_token``, carries ``token`` (none set: yes)."""
+    if not token:
+        return True
+    if token_matches(token, bearer_token(headers)):
+        return True
+    return query_token is not None and token_matches(token, query_token.encode("utf-8"))
+
+
 def authorized(
     token: str, headers: Iterable[tuple[bytes, bytes]], query: bytes, *, allow_query: bool
 ) -> bool:
     """Whether a request carries the token. WebSocket clients that cannot set headers may pass
     ``?token=``; plain HTTP must use the header (query strings end up in logs)."""
-    if not token:
-        return True
-    if token_matches(token, bearer_token(headers)):
-        return True
+    query_token = None
     if allow_query:
         values = parse_qs(query.decode("latin-1")).get("token")
-        if values:
-            return token_matches(token, values[-1].encode("utf-8"))
-    return False
+        query_token = values[-1] if values else None
+    return token_given(token, headers, query_token)
+
+
+def events_authorizer(token: str) -> Callable[[list[tuple[bytes, bytes]], dict[str, str]], bool]:
+    """The token check for the events socket's own HTTP handshake (``serving`` layer)."""
+
+    def authorize(headers: list[tuple[bytes, bytes]], query: dict[str, str]) -> bool:
+        return token_given(token, headers, query.get("token"))
+
+    return authorize
 
 
 async def send_text(

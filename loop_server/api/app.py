@@ -9,7 +9,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from loop_server.api import channels, messages, misc, tasks, threads
+from loop_server.api import channels, memory, messages, misc, tasks, threads
 from loop_server.api._gateway import ASGIApp, Gateway
 from loop_server.api._responses import ApiError, text_response
 from loop_server.api.deps import ApiDeps
@@ -46,7 +46,7 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
         log.exception("request failed")
         return text_response(str(err) or type(err).__name__, 500)
 
-    for module in (channels, messages, threads, tasks, misc):
+    for module in (channels, messages, threads, tasks, misc, memory):
         module.register(app, deps)
     return app
 

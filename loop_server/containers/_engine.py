@@ -4,7 +4,9 @@ client is created lazily so the server starts without an engine (SPEC A.1)."""
 
 from __future__ import annotations
 
+import gc
 import socket
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -21,7 +23,10 @@ class EngineError(Exception):
 
 
 class DockerEngine:
-    def __init__(self, *, max_concurrent_calls: int = 16, timeout: int = 60) -> None:
+    def __init__(
+        self, *, base_url: str | None = None, max_concurrent_calls: int = 16, timeout: int = 60
+    ) -> None:
+        self._base_url = base_url  # None: the environment's (DOCKER_HOST or the local socket)
         self._limiter = trio.CapacityLimiter(max_concurrent_calls)
         self._timeout = timeout
         self._client: docker.DockerClient | None = None
@@ -37,18 +42,33 @@ class DockerEngine:
     async def _connect(self) -> docker.DockerClient:
         if self._client is not None:  # another caller connected while we waited
             return self._client
-        try:
-            client = await trio.to_thread.run_sync(
-                partial(docker.from_env, timeout=self._timeout), limiter=self._limiter
-            )
-        except Exception as err:
-            raise EngineError(f"docker engine not reachable: {err}") from err
-        try:
-            await trio.to_thread.run_sync(client.ping, limiter=self._limiter)
-        except Exception as err:
-            client.close()
-            raise EngineError(f"docker engine not reachable: {err}") from err
+        client = await trio.to_thread.run_sync(self._open_client, limiter=self._limiter)
         self._client = client
+        return client
+
+    def _open_client(self) -> docker.DockerClient:
+        # The SDK leaves the socket of a failed connect (in its constructor's version check or
+        # in ping) unclosed, and the exception's traceback keeps it alive. Let it all go and be
+        # collected here, its ResourceWarning silenced, not at some random later point.
+        failure = ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            client: docker.DockerClient | None = None
+            try:
+                if self._base_url is None:
+                    client = docker.from_env(timeout=self._timeout)
+                else:
+                    client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)
+                client.ping()
+            except Exception as err:
+                failure = str(err) or type(err).__name__
+                if client is not None:
+                    client.close()
+                client = None
+            if client is None:
+                gc.collect()
+        if client is None:
+            raise EngineError(f"docker engine not reachable: {failure}")
         return client
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -175,3 +175,28 @@ class TestToken:
         assert health.status_code == 200
         assert preflight.status_code == 204
         secured.shutdown()
+
+    async def test_events_socket_needs_the_token(self, secured: ServerHandle) -> None:
+        upgrade = (
+            "GET /api/ws{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{auth}\r\n"
+        )
+        refused = await raw_request(secured.port, upgrade.format(query="", auth="").encode())
+        assert refused[0] == 401
+        assert refused[2] == b"unauthorized\n"
+        wrong = await raw_request(secured.port, upgrade.format(query="?token=x", auth="").encode())
+        assert wrong[0] == 401
+        for query, auth in (
+            (f"?token={self.TOKEN}", ""),
+            ("", f"Authorization: Bearer {self.TOKEN}\r\n"),
+        ):
+            stream = await trio.open_tcp_stream("127.0.0.1", secured.port)
+            async with stream:
+                await stream.send_all(upgrade.format(query=query, auth=auth).encode())
+                with trio.fail_after(10):
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += await stream.receive_some(4096)
+            assert head.startswith(b"HTTP/1.1 101 ")
+        secured.shutdown()

@@ -249,6 +249,14 @@ def test_stub_prompt_round_trips_through_json(docker_containers: Containers, pro
     assert evs[-1]["result"] == f"Done: {prompt}"
 
 
+def close_log_stream(stream: Any) -> None:
+    """Close a followed log stream completely. The SDK's ``close()`` shuts the socket but
+    leaves the HTTP response (which still holds a reference to it) open, so the socket object
+    would be finalised later with a ResourceWarning, in whichever test the collector runs."""
+    stream.close()
+    stream._response.close()
+
+
 def test_stub_streams_lines_as_they_happen_and_stops_on_term(
     docker_containers: Containers,
 ) -> None:
@@ -260,7 +268,7 @@ def test_stub_streams_lines_as_they_happen_and_stops_on_term(
         while b"\n" not in buf:
             buf += next(stream)  # each read is bounded by the client timeout
     finally:
-        stream.close()
+        close_log_stream(stream)
     first = json.loads(buf.split(b"\n", 1)[0])
     assert first["type"] == "system"
     assert first["subtype"] == "init"
@@ -287,7 +295,7 @@ def test_stub_slow_lines_arrive_one_by_one(docker_containers: Containers) -> Non
         for chunk in stream:  # to the end of the output
             buf += chunk
     finally:
-        stream.close()
+        close_log_stream(stream)
     assert container.wait(timeout=60)["StatusCode"] == 0
     evs = [json.loads(line) for line in buf.decode().splitlines()]
     assert [e["type"] for e in evs] == ["system", "assistant", "result"]

@@ -1,0 +1,46 @@
+"""Live events for every UI: the hub that fans them out (SPEC §4, A.3, A.4).
+
+The WebSocket endpoint that carries them is in ``loop_server.serving``.
+"""
+
+from loop_server.events._envelope import (
+    AGENT_STATUS,
+    HELLO,
+    MESSAGE_CREATED,
+    MESSAGE_STREAMING,
+    REPLAY_TRUNCATED,
+    encode_hello,
+    encode_replay_truncated,
+)
+from loop_server.events._event import Event
+from loop_server.events._hub import (
+    CLOSE_GOING_AWAY,
+    CLOSE_SLOW_CONSUMER,
+    DEFAULT_HISTORY_SIZE,
+    DEFAULT_QUEUE_SIZE,
+    SHUTDOWN_REASON,
+    SLOW_CONSUMER_REASON,
+    EventsHub,
+    HubStatistics,
+)
+from loop_server.events._subscription import Subscription
+
+__all__ = [
+    "AGENT_STATUS",
+    "CLOSE_GOING_AWAY",
+    "CLOSE_SLOW_CONSUMER",
+    "DEFAULT_HISTORY_SIZE",
+    "DEFAULT_QUEUE_SIZE",
+    "HELLO",
+    "MESSAGE_CREATED",
+    "MESSAGE_STREAMING",
+    "REPLAY_TRUNCATED",
+    "SHUTDOWN_REASON",
+    "SLOW_CONSUMER_REASON",
+    "Event",
+    "EventsHub",
+    "HubStatistics",
+    "Subscription",
+    "encode_hello",
+    "encode_replay_truncated",
+]

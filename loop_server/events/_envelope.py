@@ -1,0 +1,72 @@
+"""The wire form of events (SPEC §4.2, A.4): pure functions, no I/O, no hub state.
+
+Every event is encoded exactly once, by the hub, into the bytes every subscriber receives
+(SPEC A.3). The key order follows upstream's Go struct (type, channel_id, data, timestamp) with
+our ``seq`` last, and strings are written as UTF-8 the way Go's encoder writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from loop_server.store.models import Message
+
+MESSAGE_CREATED = "message.created"
+MESSAGE_STREAMING = "message.streaming"
+AGENT_STATUS = "agent.status"
+
+HELLO = "hello"
+REPLAY_TRUNCATED = "replay.truncated"
+
+# Compact separators: the frame is what every subscriber pays for, byte by byte.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_envelope(
+    event_type: str, channel_id: str, data: Mapping[str, object], timestamp_ms: int, seq: int
+) -> bytes:
+    """The JSON envelope of one event. Raises ``TypeError``/``ValueError`` for data that JSON
+    cannot represent."""
+    return _encoder.encode(
+        {
+            "type": event_type,
+            "channel_id": channel_id,
+            "data": data,
+            "timestamp": timestamp_ms,
+            "seq": seq,
+        }
+    ).encode()
+
+
+def message_created_data(message: Message) -> dict[str, object]:
+    return {
+        "msg_id": message.msg_id,
+        "author_id": message.author_id,
+        "author_name": message.author_name,
+        "content": message.content,
+        "is_bot": message.is_bot,
+    }
+
+
+def message_streaming_data(content: str) -> dict[str, object]:
+    return {"content": content}
+
+
+def agent_status_data(status: str, error: str = "") -> dict[str, object]:
+    # Upstream's `omitempty`: no "error" key at all when there is no error.
+    if error:
+        return {"status": status, "error": error}
+    return {"status": status}
+
+
+def encode_hello(epoch: str, seq: int) -> bytes:
+    """First frame for clients that ask with ``?hello=1``: which run, and the last ``seq``
+    that happened before this connection's live stream starts."""
+    return _encoder.encode({"type": HELLO, "epoch": epoch, "seq": seq}).encode()
+
+
+def encode_replay_truncated(epoch: str, seq: int) -> bytes:
+    """The hub cannot replay what the client asked for: it should reload over REST. ``epoch``
+    and ``seq`` tell it where the live stream that follows starts."""
+    return _encoder.encode({"type": REPLAY_TRUNCATED, "epoch": epoch, "seq": seq}).encode()

@@ -1,0 +1,26 @@
+"""One published event, shared by every subscriber it is delivered to."""
+
+from __future__ import annotations
+
+
+class Event:
+    """An event as the hub published it: its place in the run, its routing key and its
+    encoded envelope.
+
+    ``frame`` caches a transport's framing of ``payload`` (the WebSocket layer stores the
+    complete server→client frame there). Server frames are unmasked, so the bytes are the
+    same for every connection: the first connection to send the event builds them and all
+    others reuse them, which keeps the per-delivery cost at a list append.
+    """
+
+    __slots__ = ("channel_id", "frame", "payload", "seq", "type")
+
+    def __init__(self, seq: int, event_type: str, channel_id: str, payload: bytes) -> None:
+        self.seq = seq
+        self.type = event_type
+        self.channel_id = channel_id
+        self.payload = payload
+        self.frame: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"Event(seq={self.seq}, type={self.type!r}, channel_id={self.channel_id!r})"

@@ -1,0 +1,323 @@
+"""The events hub (DESIGN §2, SPEC §4.3, A.3, A.4): synchronous, lock-free fan-out.
+
+Everything here runs in the Trio thread and never awaits, so "register and take the replay
+snapshot atomically" and "broadcast to a consistent set of subscribers" hold without locks:
+nothing else can run in between.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import trio
+
+from loop_server.events._envelope import (
+    AGENT_STATUS,
+    MESSAGE_CREATED,
+    MESSAGE_STREAMING,
+    agent_status_data,
+    encode_envelope,
+    message_created_data,
+    message_streaming_data,
+)
+from loop_server.events._event import Event
+from loop_server.events._subscription import Subscription
+from loop_server.store.models import Message
+
+logger = logging.getLogger("loop_server.events")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_SLOW_CONSUMER = 4008
+SLOW_CONSUMER_REASON = "slow consumer"
+SHUTDOWN_REASON = "server shutting down"
+
+DEFAULT_QUEUE_SIZE = 256
+DEFAULT_HISTORY_SIZE = 1000
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatistics:
+    """A snapshot for ``/api/health`` and benchmarks."""
+
+    subscribers: int
+    max_queue_depth: int
+    total_queue_depth: int
+    slow_consumers_closed: int
+    #: Events that were queued for slow consumers when they were closed.
+    events_dropped: int
+    #: Queued ``message.streaming`` events replaced by a newer one.
+    events_coalesced: int
+    events_published: int
+    retained: int
+    seq: int
+    epoch: str
+
+
+class EventsHub:
+    """Fans events out to subscriptions; satisfies ``protocols.EventBroadcaster``.
+
+    Call it from the Trio thread only (from a worker thread: ``trio.from_thread.run_sync``).
+    Every method but ``wait_subscriber_count`` is synchronous and never blocks.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        clock_ms: Callable[[], int] = _wall_clock_ms,
+        epoch: str | None = None,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        if history_size < 0:
+            raise ValueError("history_size must not be negative")
+        self._queue_size = queue_size
+        self._clock_ms = clock_ms
+        self._epoch = epoch if epoch is not None else secrets.token_hex(8)
+        self._seq = 0
+        self._history: deque[Event] = deque(maxlen=history_size)
+        # Insertion-ordered dicts used as sets: subscribers with no filter, and per channel.
+        self._all: dict[Subscription, None] = {}
+        self._by_channel: dict[str, dict[Subscription, None]] = {}
+        self._registered: dict[Subscription, None] = {}
+        self._changed = trio.lowlevel.ParkingLot()
+        # Subscriptions with events for an idle direct writer, flushed after the burst.
+        self._unflushed: list[Subscription] = []
+        self._flush_scheduled = False
+        self._shutdown: tuple[int, str] | None = None
+        self._published = 0
+        self._slow_closed = 0
+        self._dropped = 0
+        self._coalesced_by_closed = 0
+
+    @property
+    def epoch(self) -> str:
+        """Identifies this run of the server: ``seq`` values only compare within one epoch."""
+        return self._epoch
+
+    @property
+    def seq(self) -> int:
+        """The ``seq`` of the last event published (0 before the first)."""
+        return self._seq
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def register(
+        self,
+        channels: Iterable[str] | None = None,
+        *,
+        since: int | None = None,
+        epoch: str | None = None,
+        queue_size: int | None = None,
+    ) -> Subscription:
+        """Subscribe to ``channels`` (``None`` or empty: every channel).
+
+        With ``since``, the retained events after it that match the filter are queued first;
+        later events follow with no gap and no duplicate, because taking the snapshot and
+        joining the fan-out happen here without a checkpoint in between. When that replay is
+        impossible (``since`` older than what is retained, from another epoch, or ahead of
+        this run) the subscription has ``replay_truncated`` set and starts live.
+        """
+        channel_set = _channel_filter(channels)
+        backlog: list[Event] = []
+        truncated = False
+        if since is not None:
+            backlog, truncated = self._replay(since, epoch, channel_set)
+        subscription = Subscription(
+            channel_set,
+            queue_size if queue_size is not None else self._queue_size,
+            self._forget,
+            self._schedule_flush,
+            backlog=backlog,
+            start_seq=self._seq,
+            replay_truncated=truncated,
+        )
+        self._registered[subscription] = None
+        self._index(subscription)
+        self._changed.unpark_all()
+        if self._shutdown is not None:
+            # Registered during shutdown: it ends at once, the way every other one did.
+            subscription.close(*self._shutdown)
+        return subscription
+
+    def unregister(self, subscription: Subscription) -> None:
+        """Forget ``subscription`` and close it if still open. Calling it again is harmless."""
+        subscription.close()
+
+    def set_channels(self, subscription: Subscription, channels: Iterable[str] | None) -> None:
+        """Replace the filter (the client's ``subscribe`` message): exactly ``channels``;
+        ``None`` or empty means every channel."""
+        if subscription not in self._registered:
+            return
+        self._unindex(subscription)
+        subscription._channels = _channel_filter(channels)
+        self._index(subscription)
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = SHUTDOWN_REASON) -> int:
+        """Close every subscription (graceful shutdown) and any registered later. Returns how
+        many were open."""
+        self._shutdown = (code, reason)
+        subscriptions = list(self._registered)
+        for subscription in subscriptions:
+            subscription.close(code, reason)
+        return len(subscriptions)
+
+    async def wait_subscriber_count(self, count: int) -> None:
+        """Wait until exactly ``count`` subscriptions are registered."""
+        while len(self._registered) != count:
+            await self._changed.park()
+        await trio.lowlevel.checkpoint()
+
+    def _schedule_flush(self, subscription: Subscription) -> None:
+        self._unflushed.append(subscription)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # Runs once the publishing task yields: every event of the burst is queued by then,
+            # so each connection gets one write for all of them.
+            trio.lowlevel.current_trio_token().run_sync_soon(self._flush, idempotent=True)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        subscriptions, self._unflushed = self._unflushed, []
+        for subscription in subscriptions:
+            try:
+                subscription._flush()
+            except Exception:
+                # Runs outside any task: an error here would end the whole Trio run.
+                logger.exception("events hub: direct write failed")
+                subscription.close(1011, "internal error")
+
+    def _forget(self, subscription: Subscription) -> None:
+        # Called by Subscription.close(): whoever closes it, the hub stops delivering to it.
+        if subscription in self._registered:
+            del self._registered[subscription]
+            self._unindex(subscription)
+            self._coalesced_by_closed += subscription.coalesced
+            self._changed.unpark_all()
+
+    def _index(self, subscription: Subscription) -> None:
+        channels = subscription.channels
+        if channels is None:
+            self._all[subscription] = None
+            return
+        for channel_id in channels:
+            self._by_channel.setdefault(channel_id, {})[subscription] = None
+
+    def _unindex(self, subscription: Subscription) -> None:
+        channels = subscription.channels
+        if channels is None:
+            self._all.pop(subscription, None)
+            return
+        for channel_id in channels:
+            members = self._by_channel.get(channel_id)
+            if members is not None:
+                members.pop(subscription, None)
+                if not members:
+                    del self._by_channel[channel_id]
+
+    def _replay(
+        self, since: int, epoch: str | None, channels: frozenset[str] | None
+    ) -> tuple[list[Event], bool]:
+        if (epoch is not None and epoch != self._epoch) or since < 0 or since > self._seq:
+            return [], True
+        if since == self._seq:
+            return [], False
+        first = self._history[0].seq if self._history else self._seq + 1
+        if since < first - 1:
+            return [], True
+        # seq values in the history are consecutive, so the position is arithmetic.
+        newer = itertools.islice(self._history, since - first + 1, None)
+        matching = [e for e in newer if channels is None or e.channel_id in channels]
+        # A replay needs only the newest partial text of each stream, as a live queue would.
+        kept: list[Event] = []
+        streams_seen: set[str] = set()
+        for event in reversed(matching):
+            if event.type == MESSAGE_STREAMING:
+                if event.channel_id in streams_seen:
+                    continue
+                streams_seen.add(event.channel_id)
+            kept.append(event)
+        kept.reverse()
+        return kept, False
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def broadcast(
+        self, event_type: str, channel_id: str, data: Mapping[str, object]
+    ) -> Event | None:
+        """Publish an event to every matching subscription. Never blocks and never awaits:
+        a subscription whose queue is full is closed as a slow consumer instead. Returns the
+        event, or None when ``data`` cannot be encoded (logged and dropped, as upstream)."""
+        seq = self._seq + 1
+        try:
+            payload = encode_envelope(event_type, channel_id, data, self._clock_ms(), seq)
+        except (TypeError, ValueError):
+            logger.exception("events hub: marshal failed", extra={"event_type": event_type})
+            return None
+        self._seq = seq
+        self._published += 1
+        event = Event(seq, event_type, channel_id, payload)
+        self._history.append(event)
+        overflowed: list[Subscription] = []
+        for subscription in self._all:
+            if not subscription._offer(event):
+                overflowed.append(subscription)
+        targeted = self._by_channel.get(channel_id)
+        if targeted is not None:
+            for subscription in targeted:
+                if not subscription._offer(event):
+                    overflowed.append(subscription)
+        # Closed after the loops: closing changes the dicts being iterated.
+        for subscription in overflowed:
+            self._slow_closed += 1
+            self._dropped += subscription.close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)
+            logger.warning(
+                "events hub: slow consumer closed",
+                extra={"queue_size": subscription._queue_size},
+            )
+        return event
+
+    def broadcast_message_created(self, message: Message) -> None:
+        self.broadcast(MESSAGE_CREATED, message.channel_id, message_created_data(message))
+
+    def broadcast_message_streaming(self, channel_id: str, content: str) -> None:
+        self.broadcast(MESSAGE_STREAMING, channel_id, message_streaming_data(content))
+
+    def broadcast_agent_status(self, channel_id: str, status: str, error: str = "") -> None:
+        self.broadcast(AGENT_STATUS, channel_id, agent_status_data(status, error))
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def statistics(self) -> HubStatistics:
+        depths = [subscription.queued for subscription in self._registered]
+        coalesced = self._coalesced_by_closed + sum(s.coalesced for s in self._registered)
+        return HubStatistics(
+            subscribers=len(self._registered),
+            max_queue_depth=max(depths, default=0),
+            total_queue_depth=sum(depths),
+            slow_consumers_closed=self._slow_closed,
+            events_dropped=self._dropped,
+            events_coalesced=coalesced,
+            events_published=self._published,
+            retained=len(self._history),
+            seq=self._seq,
+            epoch=self._epoch,
+        )
+
+
+def _channel_filter(channels: Iterable[str] | None) -> frozenset[str] | None:
+    if channels is None:
+        return None
+    channel_set = frozenset(channels)
+    return channel_set or None

@@ -1,0 +1,139 @@
+"""Which paths hold a project's memory, and in which scope (SPEC §10).
+
+Sources, in order (the first mention of a path wins when de-duplicating):
+
+1. Claude's auto-memory dir for the project, ``~/.claude/projects/<dir, "/" → "-">/memory``
+   (project scope);
+2. the global config's ``memory.paths``;
+3. the project's ``<dir>/.loop/config.json`` → ``memory.paths`` (HuJSON).
+
+An entry starting with ``!`` excludes a path. Relative entries resolve against the project dir
+and are project scope (rows carry the project dir as ``dir_path``); absolute entries (``~``
+expanded) are global scope (``dir_path = ''``), shared by every project's searches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loop_server.config import parse_hujson
+from loop_server.memory._files import read_regular_file
+
+log = logging.getLogger(__name__)
+
+GLOBAL_SCOPE = ""
+PROJECT_CONFIG = os.path.join(".loop", "config.json")
+_MAX_PROJECT_CONFIG_BYTES = 1024 * 1024
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRoot:
+    path: str  # absolute and normalised; symlinks are resolved when it is walked
+    scope: str  # the dir_path its rows carry: the project dir, or GLOBAL_SCOPE
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    project_dir: str
+    roots: tuple[MemoryRoot, ...]
+    exclusions: tuple[str, ...]  # absolute and normalised; resolved when matched
+
+
+def check_project_dir(dir_path: str) -> str:
+    """The scope key of a project dir: absolute, NUL-free, normalised (no trailing slash)."""
+    if "\x00" in dir_path:
+        raise ValueError("dir_path must not contain NUL bytes")
+    if not os.path.isabs(dir_path):
+        raise ValueError(f"dir_path {dir_path!r} must be an absolute path")
+    return os.path.normpath(dir_path)
+
+
+def auto_memory_dir(project_dir: str, home: Path) -> str:
+    """Claude Code's per-project memory dir.
+
+    SPEC §10 names the directory ``<dir with "/" replaced by "-">``; Claude Code itself also
+    replaces other non-alphanumeric characters (``.``, ``_``, spaces), so a project path holding
+    those is found under the second spelling when only that one exists.
+    """
+    projects = home / ".claude" / "projects"
+    spec_name = str(projects / project_dir.replace("/", "-") / "memory")
+    claude_name = str(projects / _NOT_ALNUM.sub("-", project_dir) / "memory")
+    if claude_name != spec_name and not os.path.isdir(spec_name) and os.path.isdir(claude_name):
+        return claude_name
+    return spec_name
+
+
+def project_config_paths(project_dir: str) -> list[str]:
+    """``memory.paths`` from ``<dir>/.loop/config.json``; unreadable or malformed → none."""
+    path = os.path.join(project_dir, PROJECT_CONFIG)
+    try:
+        raw = read_regular_file(path, _MAX_PROJECT_CONFIG_BYTES)
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        log.warning("memory: ignoring project config %s: %s", path, err.strerror or err)
+        return []
+    if raw is None:
+        log.warning("memory: ignoring project config %s: not a regular file or too large", path)
+        return []
+    try:
+        data = parse_hujson(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        log.warning("memory: ignoring project config %s: not valid JSON: %s", path, err)
+        return []
+    section = data.get("memory") if isinstance(data, dict) else None
+    entries = section.get("paths") if isinstance(section, dict) else None
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        log.warning("memory: ignoring memory.paths in %s: not a list", path)
+        return []
+    return [entry for entry in entries if _usable_entry(entry, path)]
+
+
+def _usable_entry(entry: object, source: str) -> bool:
+    if isinstance(entry, str) and entry.strip("!") and "\x00" not in entry:
+        return True
+    log.warning("memory: ignoring memory.paths entry %r in %s", entry, source)
+    return False
+
+
+def memory_plan(project_dir: str, global_paths: Sequence[str], home: Path) -> MemoryPlan:
+    """Every root to index for ``project_dir`` (already checked by ``check_project_dir``)."""
+    roots: list[MemoryRoot] = [MemoryRoot(auto_memory_dir(project_dir, home), project_dir)]
+    exclusions: list[str] = []
+    for entry in _entries(global_paths, project_config_paths(project_dir)):
+        if entry.startswith("!"):
+            exclusions.append(_absolute(entry[1:], project_dir, home)[0])
+            continue
+        path, is_absolute = _absolute(entry, project_dir, home)
+        roots.append(MemoryRoot(path, GLOBAL_SCOPE if is_absolute else project_dir))
+    seen: set[str] = set()
+    unique = []
+    for root in roots:
+        if root.path not in seen:
+            seen.add(root.path)
+            unique.append(root)
+    return MemoryPlan(project_dir, tuple(unique), tuple(dict.fromkeys(exclusions)))
+
+
+def _entries(*sources: Iterable[str]) -> Iterable[str]:
+    for source in sources:
+        for entry in source:
+            entry = entry.strip()
+            if entry and entry != "!":
+                yield entry
+
+
+def _absolute(entry: str, project_dir: str, home: Path) -> tuple[str, bool]:
+    if entry == "~" or entry.startswith("~/"):
+        entry = str(home) + entry[1:]
+    if os.path.isabs(entry):
+        return os.path.normpath(entry), True
+    return os.path.normpath(os.path.join(project_dir, entry)), False

@@ -1,0 +1,139 @@
+"""``/api/ws`` for requests that reach hypercorn anyway.
+
+The listener only sees the *first* request of each connection. A client that reuses a
+keep-alive connection for its upgrade (or its plain ``GET /api/ws``) reaches hypercorn; this
+ASGI wrapper answers it with the same rules through the ordinary ASGI path: slower per
+delivery, but the same frames, codes and limits. Everything else goes to the wrapped app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import trio
+
+from loop_server.events import EventsHub, Subscription, encode_hello, encode_replay_truncated
+from loop_server.serving._events_endpoint import EventsEndpoint
+from loop_server.serving._events_protocol import parse_events_query, parse_subscribe
+from loop_server.serving._rfc6455 import CLOSE_MESSAGE_TOO_BIG
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_TEXT_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type"),
+]
+
+
+class EventsFallback:
+    def __init__(self, app: Callable[..., Awaitable[None]], endpoint: EventsEndpoint) -> None:
+        self._app = app
+        self._endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind in ("http", "websocket") and scope["path"] == self._endpoint.path:
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+                return
+            if scope["method"] == "GET":
+                await self._http(scope, send)
+                return
+        await self._app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
+        if not self._endpoint.authorize(headers, _query(scope)):
+            return 401, "unauthorized\n"
+        if self._endpoint.hub is None:
+            return 501, "events not configured\n"
+        return None
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        # Not an upgrade: the same answers as the listener gives.
+        status, body = self._refusal(scope) or (400, "Bad Request\n")
+        payload = body.encode()
+        start = {"type": "http.response.start", "status": status}
+        await send({**start, "headers": _headers(payload)})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self._refusal(scope)
+        hub = self._endpoint.hub
+        if refusal is not None or hub is None:
+            status, body = refusal or (501, "events not configured\n")
+            if "websocket.http.response" in scope.get("extensions", {}):
+                payload = body.encode()
+                start = {"type": "websocket.http.response.start", "status": status}
+                await send({**start, "headers": _headers(payload)})
+                await send({"type": "websocket.http.response.body", "body": payload})
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if (await receive())["type"] != "websocket.connect":
+            return
+        request = parse_events_query(_query(scope))
+        subscription = hub.register(request.channels, since=request.since, epoch=request.epoch)
+        try:
+            await send({"type": "websocket.accept"})
+            if request.hello:
+                hello = encode_hello(hub.epoch, subscription.start_seq)
+                await send({"type": "websocket.send", "text": hello.decode()})
+            if subscription.replay_truncated:
+                notice = encode_replay_truncated(hub.epoch, subscription.start_seq)
+                await send({"type": "websocket.send", "text": notice.decode()})
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reader, hub, subscription, receive, nursery.cancel_scope)
+                await _writer(subscription, send)
+                nursery.cancel_scope.cancel()
+        finally:
+            hub.unregister(subscription)
+
+    async def _reader(
+        self, hub: EventsHub, subscription: Subscription, receive: Receive, scope: trio.CancelScope
+    ) -> None:
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                # Gone: stop the writer too.
+                scope.cancel()
+                return
+            payload = message.get("bytes") or (message.get("text") or "").encode()
+            if len(payload) > self._endpoint.max_message_size:
+                subscription.close(CLOSE_MESSAGE_TOO_BIG, "message too big")
+                return
+            is_subscribe, channels = parse_subscribe(payload)
+            if is_subscribe:
+                hub.set_channels(subscription, channels)
+
+
+async def _writer(subscription: Subscription, send: Send) -> None:
+    while True:
+        try:
+            events = await subscription.receive_batch()
+        except trio.EndOfChannel:
+            break
+        for event in events:
+            await send({"type": "websocket.send", "text": event.payload.decode()})
+    code = subscription.close_code
+    await send({"type": "websocket.close", "code": code, "reason": subscription.close_reason})
+
+
+def _headers(payload: bytes) -> list[tuple[bytes, bytes]]:
+    return [*_TEXT_HEADERS, (b"content-length", str(len(payload)).encode())]
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    query: dict[str, str] = {}
+    raw = bytes(scope.get("query_string", b"")).decode("latin-1")
+    for key, value in parse_qsl(raw, keep_blank_values=True):
+        query.setdefault(key, value)
+    return query

@@ -1,0 +1,146 @@
+"""The first request on a connection, before anyone owns it: no I/O.
+
+The listener looks at the first bytes of each connection to decide who serves it. Only a
+``GET`` of the events path needs its whole head read here; anything else is recognised after a
+few bytes and handed to hypercorn untouched, so hypercorn's own limits and timeouts apply to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import http
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import h11
+
+from loop_server.serving import _rfc6455
+
+
+class Sniff(enum.Enum):
+    NEED_MORE = enum.auto()
+    EVENTS = enum.auto()
+    OTHER = enum.auto()
+
+
+def sniff(buffer: bytes | bytearray, path: bytes) -> Sniff:
+    """Whether the connection's first request is ``GET <path>`` (optionally with a query)."""
+    prefix = b"GET " + path
+    if len(buffer) <= len(prefix):
+        return Sniff.NEED_MORE if prefix.startswith(buffer) else Sniff.OTHER
+    if buffer.startswith(prefix) and buffer[len(prefix)] in b" ?":
+        return Sniff.EVENTS
+    return Sniff.OTHER
+
+
+def head_end(buffer: bytes | bytearray) -> int:
+    """Offset just past the blank line ending the head, or -1 while it is incomplete."""
+    index = buffer.find(b"\r\n\r\n")
+    return -1 if index < 0 else index + 4
+
+
+class HeadError(Exception):
+    """The head is not a valid HTTP/1.1 request."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: bytes
+    path: str
+    query: dict[str, str]
+    #: Names lower-cased, in the order received.
+    headers: list[tuple[bytes, bytes]]
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def header_tokens(self, name: bytes) -> set[bytes]:
+        """Comma-separated tokens of every ``name`` header, lower-cased."""
+        tokens: set[bytes] = set()
+        for key, value in self.headers:
+            if key == name:
+                tokens.update(token.strip().lower() for token in value.split(b","))
+        return tokens
+
+
+def parse_head(raw: bytes) -> RequestHead:
+    """Parse a complete head (through the blank line)."""
+    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(raw) + 1)
+    try:
+        connection.receive_data(raw)
+        event = connection.next_event()
+    except h11.RemoteProtocolError as error:
+        raise HeadError(str(error)) from None
+    if not isinstance(event, h11.Request):
+        raise HeadError("incomplete request head")
+    target = event.target.decode("latin-1")
+    path, _, query_string = target.partition("?")
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        # Go's Query().Get: the first value wins.
+        query.setdefault(key, value)
+    return RequestHead(
+        method=bytes(event.method),
+        path=path,
+        query=query,
+        headers=[(bytes(name), bytes(value)) for name, value in event.headers],
+    )
+
+
+def websocket_key(head: RequestHead) -> bytes | None:
+    """The client's ``Sec-WebSocket-Key`` when ``head`` is a valid RFC 6455 upgrade."""
+    if head.method != b"GET":
+        return None
+    if b"websocket" not in head.header_tokens(b"upgrade"):
+        return None
+    if b"upgrade" not in head.header_tokens(b"connection"):
+        return None
+    if b"13" not in head.header_tokens(b"sec-websocket-version"):
+        return None
+    key = head.header(b"sec-websocket-key")
+    if key is None:
+        return None
+    try:
+        if len(base64.b64decode(key.strip(), validate=True)) != 16:
+            return None
+    except ValueError:
+        return None
+    return key.strip()
+
+
+# Every upstream response carries these (SPEC §1.3).
+_CORS_HEADERS = (
+    b"Access-Control-Allow-Origin: *\r\n"
+    b"Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
+    b"Access-Control-Allow-Headers: Content-Type\r\n"
+)
+
+
+def plain_response(status: int, body: str, extra_headers: bytes = b"") -> bytes:
+    """A complete ``http.Error``-style response (SPEC §1.5); the connection closes after it."""
+    payload = body.encode()
+    phrase = http.HTTPStatus(status).phrase
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\n".encode()
+        + b"Content-Type: text/plain; charset=utf-8\r\n"
+        + b"X-Content-Type-Options: nosniff\r\n"
+        + _CORS_HEADERS
+        + extra_headers
+        + f"Content-Length: {len(payload)}\r\n".encode()
+        + b"Connection: close\r\n\r\n"
+        + payload
+    )
+
+
+def switching_protocols(key: bytes) -> bytes:
+    """The 101 answer. No subprotocol and no extension is ever accepted."""
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\n"
+        b"Upgrade: websocket\r\n"
+        b"Connection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + _rfc6455.accept_key(key) + b"\r\n\r\n"
+    )

@@ -1,0 +1,193 @@
+"""The listener: hypercorn for HTTP, our own fast path for the events WebSocket.
+
+hypercorn's ``worker_serve`` accepts connections and gives each to a ``TCPServer``. This is the
+same loop built from the same pieces (lifespan, worker context, ``TCPServer``, graceful
+timeout) with one step added in front: the first bytes of each connection are looked at, and a
+``GET /api/ws`` is served here, straight on the socket, instead of through the ASGI layers that
+cost most of each delivery (DESIGN §4). Every other connection reaches hypercorn with the bytes
+already read put back in front, so it cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
+
+from loop_server.serving._asgi_fallback import EventsFallback
+from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
+from loop_server.serving._prefixed_stream import PrefixedStream
+from loop_server.serving._request_head import (
+    HeadError,
+    Sniff,
+    head_end,
+    parse_head,
+    plain_response,
+    sniff,
+)
+
+logger = logging.getLogger("loop_server.serving")
+
+_RECEIVE_SIZE = 65536
+
+
+async def serve(
+    asgi_app: Any,
+    hyper_config: Config,
+    sockets: list[socket.socket],
+    events: EventsEndpoint,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``asgi_app`` with hypercorn and ``events.path`` with the events fast path on
+    ``sockets`` (bound TCP sockets, plain HTTP; this function owns and closes them) until
+    ``shutdown_trigger`` returns.
+
+    ``task_status.started()`` reports the bound addresses once listening. On shutdown: stop
+    accepting, close event sockets with 1001, let hypercorn finish requests in flight within
+    ``hyper_config.graceful_timeout``, then run the ASGI lifespan shutdown.
+    """
+    if hyper_config.ssl_enabled:
+        raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
+    hyper_config.set_statsd_logger_class(StatsdLogger)
+    # Requests for the events path that reach hypercorn anyway (a reused keep-alive
+    # connection) are answered by the fallback; everything else goes to ``asgi_app``.
+    fallback: Any = EventsFallback(asgi_app, events)
+    app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(app, hyper_config, lifespan_state)
+    context = WorkerContext(hyper_config.max_requests)
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+
+        async with trio.open_nursery() as server_nursery:
+            listeners: list[trio.SocketListener] = []
+            binds: list[str] = []
+            for sock in sockets:
+                sock.listen(hyper_config.backlog)
+                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                bind = repr_socket_addr(sock.family, sock.getsockname())
+                binds.append(f"http://{bind}")
+                await hyper_config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
+            router = _Router(
+                app, hyper_config, context, ConnectionState(lifespan_state.copy()), events
+            )
+            task_status.started(binds)
+            try:
+                async with trio.open_nursery() as accept_nursery:
+                    stop = accept_nursery.cancel_scope.cancel
+
+                    async def stop_after(waiter: Callable[[], Awaitable[None]]) -> None:
+                        await waiter()
+                        stop()
+
+                    accept_nursery.start_soon(stop_after, shutdown_trigger)
+                    accept_nursery.start_soon(stop_after, context.terminate.wait)
+                    accept_nursery.start_soon(
+                        partial(trio.serve_listeners, handler_nursery=server_nursery),
+                        router.handle,
+                        listeners,
+                    )
+            finally:
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+                    # hypercorn's idle connections close on this; requests in flight finish.
+                    await context.terminated.set()
+                    if events.hub is not None:
+                        events.hub.close_all()
+                server_nursery.cancel_scope.deadline = (
+                    trio.current_time() + hyper_config.graceful_timeout
+                )
+
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
+
+
+class _Router:
+    """Looks at the start of each connection and decides who serves it."""
+
+    def __init__(
+        self,
+        app: Any,
+        config: Config,
+        context: WorkerContext,
+        state: ConnectionState,
+        events: EventsEndpoint,
+    ) -> None:
+        self._app = app
+        self._config = config
+        self._context = context
+        self._state = state
+        self._events = events
+        self._path = events.path.encode()
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        events = self._events
+        buffer = bytearray()
+        verdict = Sniff.NEED_MORE
+        end = -1
+        with trio.move_on_after(events.head_timeout):
+            while True:
+                verdict = sniff(buffer, self._path)
+                if verdict is Sniff.OTHER:
+                    break
+                if verdict is Sniff.EVENTS:
+                    end = head_end(buffer)
+                    if end >= 0:
+                        break
+                    if len(buffer) > events.max_head_size:
+                        await _refuse(stream, 431, "Request Header Fields Too Large\n")
+                        return
+                try:
+                    data = await stream.receive_some(_RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    await trio.aclose_forcefully(stream)
+                    return
+                buffer += data
+        if verdict is Sniff.OTHER:
+            # TCPServer is annotated for SSL streams but handles plain ones (see PrefixedStream).
+            prefixed: Any = PrefixedStream(stream, bytes(buffer))
+            server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
+            await server.run()
+        elif end >= 0:
+            await self._serve_events(stream, bytes(buffer[:end]), bytes(buffer[end:]))
+        else:
+            # Nothing decisive within the head timeout.
+            await trio.aclose_forcefully(stream)
+
+    async def _serve_events(self, stream: trio.SocketStream, raw: bytes, leftover: bytes) -> None:
+        try:
+            head = parse_head(raw)
+        except HeadError:
+            await _refuse(stream, 400, "Bad Request\n")
+            return
+        try:
+            await serve_events_request(stream, self._events, head, leftover)
+        except Exception:
+            # One connection's bug must not take the listener (and every other one) down.
+            logger.exception("events connection failed")
+            await trio.aclose_forcefully(stream)
+
+
+async def _refuse(stream: trio.SocketStream, status: int, body: str) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(plain_response(status, body))
+    await trio.aclose_forcefully(stream)

@@ -1,0 +1,250 @@
+"""A message starts Claude in the channel's container and the answer streams back (SPEC A.5),
+on the real Docker engine with the claude stub."""
+
+from __future__ import annotations
+
+import re
+
+import docker
+import pytest
+import trio
+
+from loop_server.agent import STOPPED_TEXT
+from loop_server.clock import SystemClock
+from loop_server.containers import DockerEngine
+from loop_server.platform.local import LocalPlatform
+from loop_server.services.threads import ThreadService
+from tests.agent.conftest import Agents, channel_containers, new_channel
+
+
+async def test_message_runs_agent_and_streams_back(
+    agents: Agents, docker_client: docker.DockerClient
+) -> None:
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "alice", "STUB:TURNS=2 fix it")
+    await agents.recorder.wait_for(channel, "completed")
+    events = agents.recorder.of(channel)
+    kinds = [k if k != "agent.status" else f"status:{d['status']}" for k, d in events]
+    assert kinds == [
+        "message.created",
+        "status:running",
+        "message.streaming",
+        "message.streaming",
+        "message.created",
+        "status:completed",
+    ]
+    assert events[0][1] == {"content": "STUB:TURNS=2 fix it", "is_bot": False}
+    # Without a session the prompt is the recent history, one "<role>: <content>" line each.
+    answer = "Done: user: STUB:TURNS=2 fix it\n"
+    assert events[4][1] == {"content": answer, "is_bot": True}
+    history = await agents.history(channel)
+    assert [(m.author_id, m.content, m.is_bot) for m in history] == [
+        ("alice", "STUB:TURNS=2 fix it", False),
+        ("loop-bot", answer, True),
+    ]
+    assert history[1].author_name == "LoopBot"
+    stored = await agents.store.channels.get(channel)
+    assert stored is not None and stored.session_id != ""
+    assert channel_containers(docker_client, channel) == []  # removed after the run
+    assert agents.orchestrator.active_chat_channel_ids() == set()
+
+
+async def test_next_message_resumes_the_session(agents: Agents) -> None:
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "first")
+    await agents.recorder.wait_for(channel, "completed")
+    stored = await agents.store.channels.get(channel)
+    assert stored is not None
+    session = stored.session_id
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:ECHO_ARGS again")
+    await agents.recorder.wait_for(channel, "completed", 2)
+    reply = (await agents.history(channel))[-1].content
+    assert f"--resume {session}" in reply
+    assert "--fork-session" not in reply
+    # With a session only the new message is sent, as "<author>: <content>".
+    assert reply.endswith("u: STUB:ECHO_ARGS again")
+    assert "--output-format stream-json" in reply
+    assert f"--mcp-config {agents.loop_dir}/{channel}/work/.loop/mcp-{channel}.json" in reply
+
+
+async def test_first_run_without_session_sends_history(agents: Agents) -> None:
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:ECHO_ARGS hello")
+    await agents.recorder.wait_for(channel, "completed")
+    reply = (await agents.history(channel))[-1].content
+    assert "--resume" not in reply
+    assert reply.endswith(" user: STUB:ECHO_ARGS hello\n")
+
+
+async def test_thread_first_run_forks_the_parent_session(agents: Agents) -> None:
+    parent = new_channel()
+    await agents.orchestrator.handle_incoming_message(parent, "u", "start")
+    await agents.recorder.wait_for(parent, "completed")
+    parent_row = await agents.store.channels.get(parent)
+    assert parent_row is not None
+    threads = ThreadService(agents.store, LocalPlatform(), clock=SystemClock())
+    thread = await threads.create_thread(parent, "side quest", "u", "")
+    await agents.orchestrator.handle_incoming_message(thread, "u", "STUB:ECHO_ARGS in thread")
+    await agents.recorder.wait_for(thread, "completed")
+    reply = (await agents.history(thread))[-1].content
+    assert f"--resume {parent_row.session_id} --fork-session" in reply
+    thread_row = await agents.store.channels.get(thread)
+    assert thread_row is not None
+    assert thread_row.session_id not in ("", parent_row.session_id)
+    # The thread has diverged: its next run resumes its own session without forking.
+    await agents.orchestrator.handle_incoming_message(thread, "u", "STUB:ECHO_ARGS again")
+    await agents.recorder.wait_for(thread, "completed", 2)
+    second = (await agents.history(thread))[-1].content
+    assert f"--resume {thread_row.session_id}" in second
+    assert "--fork-session" not in second
+
+
+async def test_one_run_per_channel_and_channels_in_parallel(agents: Agents) -> None:
+    busy, other = new_channel(), new_channel()
+    await agents.orchestrator.handle_incoming_message(busy, "u", "STUB:SLOW one")
+    await agents.orchestrator.handle_incoming_message(busy, "u", "STUB:SLOW two")
+    await agents.orchestrator.handle_incoming_message(other, "u", "STUB:SLOW three")
+    await agents.recorder.wait_for(busy, "completed", 2)
+    await agents.recorder.wait_for(other, "completed")
+    order = [
+        (c, d["status"])
+        for k, c, d in agents.recorder.events
+        if k == "agent.status" and c in (busy, other)
+    ]
+    busy_order = [s for c, s in order if c == busy]
+    assert busy_order == ["running", "completed", "running", "completed"]  # never overlapping
+    # The other channel started before the busy channel's first run ended.
+    assert order.index((other, "running")) < order.index((busy, "completed"))
+    replies = [m.content for m in await agents.history(busy) if m.is_bot]
+    # FIFO. The first run's prompt is the history when it began (the second message may or
+    # may not be stored by then); the second run resumes the session the first one started.
+    assert len(replies) == 2
+    assert replies[0].startswith("Done: user: STUB:SLOW one\n")
+    assert replies[1] == "Done: u: STUB:SLOW two"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "error"),
+    [
+        ("STUB:FAIL please", r"^Stub failure: user: STUB:FAIL please\n$"),
+        ("STUB:EXIT now", r"^agent exited with code 3"),
+    ],
+)
+async def test_failed_runs_end_in_an_error_message(
+    agents: Agents, docker_client: docker.DockerClient, prompt: str, error: str
+) -> None:
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", prompt)
+    await agents.recorder.wait_for(channel, "error")
+    [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
+    assert re.search(error, status["error"]), status
+    history = await agents.history(channel)
+    assert [m.is_bot for m in history] == [False, True]
+    assert history[0].content == prompt  # the user's message is never lost
+    assert history[1].content == f"⚠️ Agent run failed: {status['error']}"
+    assert channel_containers(docker_client, channel) == []
+
+
+async def test_garbage_lines_are_skipped(agents: Agents) -> None:
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:GARBAGE ok")
+    await agents.recorder.wait_for(channel, "completed")
+    assert (await agents.history(channel))[-1].content == "Done: user: STUB:GARBAGE ok\n"
+
+
+async def test_timeout(nursery: trio.Nursery, agents_factory, docker_client) -> None:  # type: ignore[no-untyped-def]
+    agents: Agents = await agents_factory(nursery, timeout=2)
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:HANG")
+    await agents.recorder.wait_for(channel, "error")
+    [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
+    assert status["error"] == "agent timed out after 2s"
+    assert channel_containers(docker_client, channel) == []
+
+
+async def test_missing_image(nursery: trio.Nursery, agents_factory) -> None:  # type: ignore[no-untyped-def]
+    agents: Agents = await agents_factory(nursery, image="loop-missing:none")
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "hello")
+    await agents.recorder.wait_for(channel, "error")
+    [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
+    assert status["error"] == "container image loop-missing:none not found"
+    assert (await agents.history(channel))[0].content == "hello"
+
+
+async def test_no_docker_engine(nursery: trio.Nursery, agents_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = DockerEngine(base_url=f"unix://{tmp_path}/no-such-docker.sock")
+    agents: Agents = await agents_factory(nursery, engine=engine)
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "hello")
+    await agents.recorder.wait_for(channel, "error")
+    [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
+    assert status["error"].startswith("docker engine not reachable: ")
+    history = await agents.history(channel)
+    assert history[0].content == "hello"
+    assert history[1].content.startswith("⚠️ Agent run failed: docker engine not reachable")
+
+
+async def _running_container(
+    agents: Agents, client: docker.DockerClient, channel: str
+) -> docker.models.containers.Container:
+    with trio.fail_after(30):
+        while True:
+            found = channel_containers(client, channel)
+            if found and found[0].status == "running":
+                return found[0]
+            await trio.sleep(0.05)  # polls Docker, the thing outside our control
+
+
+async def test_container_killed_mid_run(agents: Agents, docker_client: docker.DockerClient) -> None:
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:HANG")
+    container = await _running_container(agents, docker_client, channel)
+    await trio.to_thread.run_sync(container.kill)
+    await agents.recorder.wait_for(channel, "error")
+    [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
+    assert status["error"].startswith("agent exited with code 137")
+    assert channel_containers(docker_client, channel) == []
+
+
+async def test_stop_mid_run(agents: Agents, docker_client: docker.DockerClient) -> None:
+    channel = new_channel()
+    assert agents.orchestrator.stop(channel) is False
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:HANG")
+    await _running_container(agents, docker_client, channel)
+    assert agents.orchestrator.active_chat_channel_ids() == {channel}
+    assert agents.orchestrator.stop(channel) is True
+    await agents.recorder.wait_for(channel, "error")
+    assert agents.recorder.of(channel)[-1] == (
+        "agent.status",
+        {"status": "error", "error": "stopped"},
+    )
+    assert (await agents.history(channel))[-1].content == STOPPED_TEXT
+    assert channel_containers(docker_client, channel) == []
+
+
+async def test_scheduled_task_runs_through_the_channel_queue(agents: Agents) -> None:
+    from datetime import UTC, datetime
+
+    from loop_server.store.models import NewTask
+
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "make the channel")
+    await agents.recorder.wait_for(channel, "completed")
+    now = datetime.now(UTC)
+    task_id = await agents.store.tasks.create(
+        NewTask(
+            channel_id=channel,
+            schedule="1h",
+            type="interval",
+            prompt="nightly report",
+            next_run_at=now,
+            created_at=now,
+        )
+    )
+    task = await agents.store.tasks.get(task_id)
+    assert task is not None
+    with trio.fail_after(60):
+        answer = await agents.orchestrator.execute(task)
+    assert answer == "Done: nightly report"
+    assert (await agents.history(channel))[-1].content == "Done: nightly report"

@@ -1,0 +1,1 @@
+"""Tests of the events hub and the /api/ws endpoint."""

@@ -1,0 +1,99 @@
+"""Which paths are a project's memory, in which scope, minus which exclusions (SPEC §10)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from loop_server.memory import (
+    GLOBAL_SCOPE,
+    MemoryRoot,
+    auto_memory_dir,
+    check_project_dir,
+    memory_plan,
+)
+from tests.memory.conftest import auto_memory, set_project_paths, write
+
+
+def test_auto_memory_dir_replaces_slashes(home: Path) -> None:
+    expected = home / ".claude" / "projects" / "-work-my-app" / "memory"
+    assert auto_memory_dir("/work/my-app", home) == str(expected)
+
+
+def test_auto_memory_dir_finds_claude_codes_spelling(home: Path) -> None:
+    # Claude Code also turns "." and "_" into "-"; that spelling is used when only it exists.
+    claude = home / ".claude" / "projects" / "-work-my-app-v2" / "memory"
+    assert auto_memory_dir("/work/my_app.v2", home).endswith("-work-my_app.v2/memory")
+    claude.mkdir(parents=True)
+    assert auto_memory_dir("/work/my_app.v2", home) == str(claude)
+
+
+def test_scopes(home: Path, project: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    plan = memory_plan(str(project), ["docs", str(shared), "~/notes"], home)
+    assert plan.roots == (
+        MemoryRoot(str(auto_memory(home, project)), str(project)),  # project scope
+        MemoryRoot(str(project / "docs"), str(project)),  # relative: project scope
+        MemoryRoot(str(shared), GLOBAL_SCOPE),  # absolute: global scope
+        MemoryRoot(str(home / "notes"), GLOBAL_SCOPE),  # ~ is the (injected) home
+    )
+    assert plan.exclusions == ()
+
+
+def test_project_config_adds_paths_after_global_ones(home: Path, project: Path) -> None:
+    set_project_paths(project, ["notes", "!notes/private", "/abs/team"])
+    plan = memory_plan(str(project), ["docs"], home)
+    assert [root.path for root in plan.roots[1:]] == [
+        str(project / "docs"),
+        str(project / "notes"),
+        "/abs/team",
+    ]
+    assert plan.roots[-1].scope == GLOBAL_SCOPE
+    assert plan.exclusions == (str(project / "notes" / "private"),)
+
+
+def test_exclusions_resolve_like_paths(home: Path, project: Path) -> None:
+    plan = memory_plan(str(project), ["!drafts/", "!/abs/x", "!~/tmp", "!"], home)
+    assert plan.exclusions == (str(project / "drafts"), "/abs/x", str(home / "tmp"))
+    assert len(plan.roots) == 1
+
+
+def test_duplicates_keep_the_first_mention(home: Path, project: Path) -> None:
+    set_project_paths(project, ["./docs/", "docs", str(project / "docs")])
+    plan = memory_plan(str(project), ["docs", "docs"], home)
+    assert plan.roots[1:] == (MemoryRoot(str(project / "docs"), str(project)),)
+
+
+def test_bad_project_config_is_ignored_with_a_warning(
+    home: Path, project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    write(project / ".loop" / "config.json", "{ not json")
+    assert len(memory_plan(str(project), [], home).roots) == 1
+    assert "not valid JSON" in caplog.text
+    write(project / ".loop" / "config.json", '{"memory": {"paths": "docs"}}')
+    assert len(memory_plan(str(project), [], home).roots) == 1
+    write(project / ".loop" / "config.json", '{"memory": {"paths": ["ok", 3, "bad\\u0000"]}}')
+    assert [r.path for r in memory_plan(str(project), [], home).roots[1:]] == [str(project / "ok")]
+    assert "ignoring memory.paths entry 3" in caplog.text
+
+
+def test_project_config_without_memory_section(home: Path, project: Path) -> None:
+    write(project / ".loop" / "config.json", '{"mcp": {}}')
+    assert len(memory_plan(str(project), [], home).roots) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("relative/dir", "must be an absolute path"), ("/a\x00b", "must not contain NUL")],
+)
+def test_project_dir_must_be_absolute_and_nul_free(path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_project_dir(path)
+
+
+def test_project_dir_is_normalised() -> None:
+    assert check_project_dir("/work/proj/") == "/work/proj"
+    assert check_project_dir("/work/./proj") == "/work/proj"
