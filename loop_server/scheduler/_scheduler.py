@@ -1,10 +1,10 @@
 """The poll loop and its jobs (SPEC §8.4 with A.4's run-now and no-overlap rules).
 
-Shape (DESIGN §2): ``run()`` owns a nursery holding the poll loop and every job. A job is one
-task run under its own cancel scope; a limiter bounds how many run at once. A task is never run
-twice at once: the scheduler keeps the set of running task ids, and a due task found running is
-skipped (recorded once per overlapping run, not on every poll). Times come from the injected
-wall ``Clock``; waiting between polls uses Trio's clock, so tests drive both with a MockClock.
+Shape (DESIGN §2): ``run()`` owns a nursery holding the poll loop and every job; a limiter
+bounds how many jobs run at once. A task is never run twice at once: the scheduler keeps the set
+of running task ids, and an occurrence that comes due while its task still runs is skipped
+(recorded once per run, not on every poll). Times come from the injected wall ``Clock``;
+waiting between polls uses Trio's clock, so tests drive both with a MockClock.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class SchedulerStatistics:
 @dataclass
 class _Job:
     task_id: int
+    # The next_run_at that started this run. The task stays "due" at that instant until the
+    # run ends and reschedules it, which is not an overlap; a different due instant (the task
+    # was edited, or run now before its time) is an occurrence that falls inside the run.
+    trigger: datetime | None = None
     skip_recorded: bool = False
 
 
@@ -103,9 +107,9 @@ class Scheduler:
             job = self._jobs.get(task.id)
             if job is None:
                 # Claim before the first await, so run_now cannot start it meanwhile.
-                self._jobs[task.id] = _Job(task.id)
+                self._jobs[task.id] = _Job(task.id, trigger=task.next_run_at)
                 ready.append(task)
-            elif not job.skip_recorded:
+            elif task.next_run_at != job.trigger and not job.skip_recorded:
                 job.skip_recorded = True
                 await self._record_skip(task, now)
         if not ready:
@@ -133,7 +137,7 @@ class Scheduler:
             raise TaskNotFound(task_id)
         if task_id in self._jobs:  # started by a poll while we were reading
             raise TaskAlreadyRunning(task_id)
-        self._jobs[task_id] = _Job(task_id)
+        self._jobs[task_id] = _Job(task_id, trigger=task.next_run_at)
         try:
             run_id = await self._store.runs.start(task_id, self._clock.now())
         except BaseException:
