@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
@@ -20,11 +21,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from trio_websocket import WebSocketConnection
 
 from loop_server.clock import Clock
 from loop_server.config import Config
 from loop_server.runtime import ServerHandle, run_server
 from loop_server.scheduler import TaskExecutor
+from tests.events.events_helpers import connect_ws
 
 TEST_IMAGE = "loop-test:latest"
 STUB_CLAUDE = "/usr/local/bin/claude"
@@ -98,3 +101,35 @@ async def agents_idle(server: ServerHandle) -> None:
     """Wait until every queued or running agent run has ended."""
     with trio.fail_after(60):
         await server.services["orchestrator"].wait_idle()
+
+
+@pytest.fixture
+async def events(server: ServerHandle) -> AsyncIterator[WebSocketConnection]:
+    """A client of the server's /api/ws, subscribed to every channel."""
+    async with connect_ws(server.port, "/api/ws") as ws:
+        yield ws
+
+
+async def next_event(ws: WebSocketConnection) -> dict[str, Any]:
+    with trio.fail_after(60):
+        return dict(json.loads(await ws.get_message()))
+
+
+async def events_until(
+    ws: WebSocketConnection, channel_id: str, status: str
+) -> list[dict[str, Any]]:
+    """The channel's events up to and including its next ``agent.status`` of ``status``."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        event = await next_event(ws)
+        if event["channel_id"] != channel_id:
+            continue
+        seen.append(event)
+        if event["type"] == "agent.status" and event["data"]["status"] == status:
+            return seen
+
+
+async def create_channel(client: httpx.AsyncClient, name: str) -> str:
+    response = await client.post("/api/channels/create", json={"name": name})
+    assert response.status_code == 201, response.text
+    return str(response.json()["channel_id"])

@@ -3,54 +3,25 @@ over /api/ws, agent runs in real containers (the claude stub), a real SQLite fil
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Any
-
 import httpx
 import pytest
 import trio
 from trio_websocket import WebSocketConnection
 
 from loop_server.runtime import ServerHandle
+from tests.conftest import create_channel, events_until
 from tests.docker.conftest import docker_client, loop_test_image
-from tests.events.events_helpers import connect_ws
 
 __all__ = ["docker_client", "loop_test_image"]
 
-
-@pytest.fixture
-async def events(
-    server: ServerHandle, loop_test_image: object
-) -> AsyncIterator[WebSocketConnection]:
-    async with connect_ws(server.port, "/api/ws") as ws:
-        yield ws
-
-
-async def next_event(ws: WebSocketConnection) -> dict[str, Any]:
-    with trio.fail_after(60):
-        return dict(json.loads(await ws.get_message()))
-
-
-async def events_until(
-    ws: WebSocketConnection, channel_id: str, status: str
-) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    while True:
-        event = await next_event(ws)
-        if event["channel_id"] != channel_id:
-            continue
-        seen.append(event)
-        if event["type"] == "agent.status" and event["data"]["status"] == status:
-            return seen
+# Every test here runs agents in containers of the test image.
+pytestmark = pytest.mark.usefixtures("loop_test_image")
 
 
 async def test_message_to_reply_over_the_wire(
     client: httpx.AsyncClient, events: WebSocketConnection
 ) -> None:
-    channel_id = (await client.post("/api/channels/create", json={"name": "e2e"})).json()[
-        "channel_id"
-    ]
+    channel_id = await create_channel(client, "e2e")
     posted = await client.post(
         "/api/messages", json={"channel_id": channel_id, "content": "STUB:TURNS=2 hi"}
     )
@@ -70,7 +41,6 @@ async def test_message_to_reply_over_the_wire(
     ]
     assert kinds[2][0] == "message.streaming"  # streaming comes between running and the reply
     user, bot = seen[0], seen[-2]
-    user, bot = seen[0], seen[4]
     assert user["data"]["is_bot"] is False
     assert user["data"]["author_id"] == "local-user"
     assert user["data"]["content"] == "STUB:TURNS=2 hi"
@@ -89,9 +59,7 @@ async def test_message_to_reply_over_the_wire(
 async def test_agent_running_shows_in_listing_until_stopped(
     client: httpx.AsyncClient, events: WebSocketConnection, server: ServerHandle
 ) -> None:
-    channel_id = (await client.post("/api/channels/create", json={"name": "hang"})).json()[
-        "channel_id"
-    ]
+    channel_id = await create_channel(client, "hang")
     await client.post("/api/messages", json={"channel_id": channel_id, "content": "STUB:HANG"})
     await events_until(events, channel_id, "running")
     with trio.fail_after(30):

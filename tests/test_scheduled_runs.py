@@ -3,7 +3,6 @@ claude stub), run logs and bot messages, over REST and /api/ws."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
@@ -13,11 +12,13 @@ from trio_websocket import WebSocketConnection
 
 from loop_server.config import Config
 from loop_server.runtime import ServerHandle
+from tests.conftest import create_channel, events_until
 from tests.docker.conftest import docker_client, loop_test_image
-from tests.events.events_helpers import connect_ws
-from tests.test_end_to_end import events_until
 
 __all__ = ["docker_client", "loop_test_image"]
+
+# Every test here runs agents in containers of the test image.
+pytestmark = pytest.mark.usefixtures("loop_test_image")
 
 
 @pytest.fixture
@@ -25,20 +26,10 @@ def config(config: Config) -> Config:
     return replace(config, poll_interval=0.2)
 
 
-@pytest.fixture
-async def events(
-    server: ServerHandle, loop_test_image: object
-) -> AsyncIterator[WebSocketConnection]:
-    async with connect_ws(server.port, "/api/ws") as ws:
-        yield ws
-
-
 async def test_interval_task_produces_runs_and_bot_messages(
     client: httpx.AsyncClient, events: WebSocketConnection
 ) -> None:
-    channel_id = (await client.post("/api/channels/create", json={"name": "cron"})).json()[
-        "channel_id"
-    ]
+    channel_id = await create_channel(client, "cron")
     created = await client.post(
         "/api/tasks",
         json={"channel_id": channel_id, "schedule": "1s", "type": "interval", "prompt": "tick"},
@@ -71,9 +62,7 @@ async def test_interval_task_produces_runs_and_bot_messages(
 async def test_once_task_runs_once_and_is_disabled(
     client: httpx.AsyncClient, events: WebSocketConnection, server: ServerHandle
 ) -> None:
-    channel_id = (await client.post("/api/channels/create", json={"name": "once"})).json()[
-        "channel_id"
-    ]
+    channel_id = await create_channel(client, "once")
     created = await client.post(
         "/api/tasks",
         json={
