@@ -122,6 +122,9 @@ def hypercorn_config(config: Config) -> HyperConfig:
     hyper.graceful_timeout = config.graceful_timeout
     hyper.websocket_max_message_size = config.max_ws_message_bytes
     hyper.accesslog = None
+    # A Logger instance makes hypercorn log through our logging set-up instead of adding a
+    # stderr handler of its own (which printed every line twice).
+    hyper.errorlog = logging.getLogger("hypercorn.error")
     hyper.include_server_header = False
     return hyper
 
