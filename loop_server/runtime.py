@@ -22,6 +22,12 @@ from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
 from loop_server.clock import Clock, SystemClock
+from loop_server.commands import (
+    CommandHandler,
+    CommandsConfig,
+    CommandsConfigError,
+    StoreChannelGrants,
+)
 from loop_server.config import Config
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine
 from loop_server.events import EventsHub
@@ -117,6 +123,31 @@ def bind_socket(host: str, port: int, addr: str) -> socket.socket:
     return sock
 
 
+def shield_http_sends(app: Any) -> Any:
+    """The ASGI app with each HTTP ``send`` shielded from cancellation.
+
+    quart-trio cancels its request nursery as soon as hypercorn reports the disconnect that
+    follows the last body chunk, and that cancellation lands inside hypercorn's ``send`` just
+    when it re-arms the connection's keep-alive task. Unshielded, an idle keep-alive connection
+    was then never closed: not after ``keep_alive_timeout``, and not on shutdown, which waited
+    the whole graceful timeout for it (tests/hardening/test_shutdown.py). hypercorn shields its
+    socket writes itself, so this makes no send less cancellable than it was.
+    """
+
+    async def shielded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_shielded(message: Any) -> None:
+            with trio.CancelScope(shield=True):
+                await send(message)
+
+        await app(scope, receive, send_shielded)
+
+    return shielded
+
+
 def hypercorn_config(config: Config) -> HyperConfig:
     hyper = HyperConfig()
     hyper.graceful_timeout = config.graceful_timeout
@@ -143,7 +174,8 @@ async def run_server(
     clock = clock or SystemClock()
     try:
         memory_config = MemoryConfig.from_extra(config.extra)
-    except MemoryConfigError as err:
+        commands_config = CommandsConfig.from_extra(config.extra)
+    except (MemoryConfigError, CommandsConfigError) as err:
         raise StartupError(f"config: {err}") from err
     prepare_data_dir(config.data_dir)
     host, port = config.host_port
@@ -157,7 +189,15 @@ async def run_server(
     try:
         async with trio.open_nursery() as root:
             handle = await _start_services(
-                root, config, clock, store, engine, sock, executor, memory_config
+                root,
+                config,
+                clock,
+                store,
+                engine,
+                sock,
+                executor,
+                memory_config,
+                commands_config,
             )
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle)
@@ -165,7 +205,7 @@ async def run_server(
                 await http.start(
                     partial(
                         serve,
-                        handle.services["app"],
+                        shield_http_sends(handle.services["app"]),
                         hypercorn_config(config),
                         [sock],
                         handle.services["events_endpoint"],
@@ -194,6 +234,7 @@ async def _start_services(
     sock: socket.socket,
     executor: TaskExecutor | None,
     memory_config: MemoryConfig,
+    commands_config: CommandsConfig,
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
@@ -214,6 +255,17 @@ async def _start_services(
         store, executor or orchestrator, clock=clock, poll_interval=config.poll_interval
     )
     tasks.attach_runner(scheduler.run_now)
+    readme = load_readme()
+    interactions = CommandHandler(
+        tasks=tasks,
+        replies=messages,
+        stop_run=orchestrator.stop,
+        readme=readme,
+        channels=StoreChannelGrants(store.channels, clock=clock),
+        clock=clock,
+        templates=commands_config.templates,
+        permissions=commands_config.permissions,
+    )
     channel_lister = StoreChannelLister(store)
     memory = None
     if memory_config.enabled:
@@ -225,7 +277,7 @@ async def _start_services(
     deps = ApiDeps(
         scheduler=tasks,
         background=Background(root),
-        readme=load_readme(),
+        readme=readme,
         channels=ChannelService(
             store, platform, guild_id="", platform=config.platform, clock=clock
         ),
@@ -238,6 +290,7 @@ async def _start_services(
         running_channels=containers,
         active_chats=orchestrator,
         incoming=orchestrator,
+        interactions=interactions,
         branches=GitBranchReader(),
         health=lambda: {"events": dataclasses.asdict(hub.statistics())},
         max_body_bytes=config.max_body_bytes,
@@ -267,6 +320,7 @@ async def _start_services(
             "scheduler": scheduler,
             "containers": containers,
             "memory": memory,
+            "commands": interactions,
         },
     )
     await root.start(scheduler.run)

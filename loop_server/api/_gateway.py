@@ -29,6 +29,7 @@ TEXT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
 )
 OPEN_PATHS = frozenset({"/api/health"})
+CLOSE = (b"connection", b"close")
 
 
 def clean_path(path: str) -> str:
@@ -99,6 +100,10 @@ async def send_text(
     await send({"type": "http.response.body", "body": body})
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
 class Gateway:
     def __init__(self, app: ASGIApp, *, token: str, max_body_bytes: int) -> None:
         self._app = app
@@ -115,6 +120,22 @@ class Gateway:
             await self._app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = scope.get("headers", [])
+        if self._declared_length(headers) > self._max_body_bytes:
+            # Answer at once and close: the client may still be sending the body.
+            await send_text(send, 413, "request body too large", [CLOSE])
+            return
+        # Read the whole (bounded) body before anything answers. An answer given while the
+        # client is still sending (404, 405, 401, an early 400) would otherwise leave a
+        # keep-alive connection stuck: hypercorn stops reading, the client stops reading
+        # until its body is out. The routes read the body from memory afterwards.
+        try:
+            body = await self._read_body(receive)
+        except _ClientGone:
+            return
+        if body is None:
+            await send_text(send, 413, "request body too large", [CLOSE])
+            return
         path: str = scope["path"]
         if scope["method"] == "OPTIONS":
             await send(
@@ -130,22 +151,43 @@ class Gateway:
                 send, 301, "Moved Permanently", [(b"location", location.encode("utf-8"))]
             )
             return
-        headers = scope.get("headers", [])
         if path not in OPEN_PATHS and not authorized(
             self._token, headers, scope.get("query_string", b""), allow_query=False
         ):
             await send_text(send, 401, "unauthorized")
             return
-        if self._declared_length(headers) > self._max_body_bytes:
-            await send_text(send, 413, "request body too large")
-            return
+
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later calls wait for the disconnect, as in ASGI
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *CORS_HEADERS]
             await send(message)
 
-        await self._app(scope, receive, send_with_cors)
+        await self._app(scope, replay, send_with_cors)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The request body, or None when it is larger than the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _ClientGone
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not authorized(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from quart import Response, request
@@ -32,8 +33,9 @@ def empty_response(status: int) -> Response:
     return Response(b"", status=status)
 
 
-async def read_body(schema: dict[str, FieldKind]) -> dict[str, Any]:
+async def read_body(schema: Mapping[str, FieldKind] | None) -> dict[str, Any]:
     """Decode the request body like upstream (``400 invalid request body`` when it can't be)."""
+    assert schema is not None, "the route declares no body"
     raw = await request.get_data(as_text=False)
     assert isinstance(raw, bytes)
     try:

@@ -7,12 +7,23 @@ from typing import cast
 
 from quart import Response
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import NotFound as RouteNotFound
 
-from loop_server.api import channels, memory, messages, misc, tasks, threads
+from loop_server.api import (
+    channels,
+    commands,
+    memory,
+    messages,
+    misc,
+    openapi,
+    tasks,
+    threads,
+)
 from loop_server.api._gateway import ASGIApp, Gateway
 from loop_server.api._responses import ApiError, text_response
 from loop_server.api.deps import ApiDeps
+from loop_server.services.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +38,18 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
     async def api_error(err: ApiError) -> Response:
         return text_response(err.message, err.status)
 
+    @app.errorhandler(NotFound)
+    async def not_found(err: NotFound) -> Response:
+        # Upstream answers these with 500; a missing thing is the caller's 404 (decisions.md).
+        return text_response(str(err), 404)
+
+    @app.errorhandler(Invalid)
+    async def invalid(err: Invalid) -> Response:
+        return text_response(str(err), 400)
+
     @app.errorhandler(HTTPException)
     async def http_error(err: HTTPException) -> Response:
-        if isinstance(err, NotFound):
+        if isinstance(err, RouteNotFound):
             return text_response("404 page not found", 404)
         if isinstance(err, MethodNotAllowed):
             response = text_response("Method Not Allowed", 405)
@@ -46,7 +66,7 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
         log.exception("request failed")
         return text_response(str(err) or type(err).__name__, 500)
 
-    for module in (channels, messages, threads, tasks, misc, memory):
+    for module in (channels, messages, threads, tasks, misc, memory, commands, openapi):
         module.register(app, deps)
     return app
 

@@ -8,6 +8,7 @@ from typing import Any
 import trio
 from quart import Quart, Response, request
 
+from loop_server.api import _routes as routes
 from loop_server.api._responses import (
     ApiError,
     empty_response,
@@ -15,6 +16,7 @@ from loop_server.api._responses import (
     need,
     read_body,
 )
+from loop_server.api._routes import BOOLEAN, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
 from loop_server.store.models import Channel
 
@@ -22,6 +24,67 @@ log = logging.getLogger(__name__)
 
 NOT_CONFIGURED = (
     "channel creation not configured (discord_guild_id not set or Slack not configured)"
+)
+
+CHANNEL_ID = json_object({"channel_id": STRING})
+CHANNEL_ITEM = json_object(
+    {
+        "channel_id": STRING,
+        "name": STRING,
+        "dir_path": STRING,
+        "parent_id": STRING,
+        "active": BOOLEAN,
+        "container_running": BOOLEAN,
+        "agent_running": BOOLEAN,
+        "branch": STRING,
+    },
+    optional=("branch",),
+)
+LIST = Route(
+    "GET",
+    "/api/channels",
+    "List channels and threads (ordered by name)",
+    query={"query": "string"},
+    replies={
+        200: Reply("json", "the channels", {"type": "array", "items": CHANNEL_ITEM}),
+        501: routes.NOT_CONFIGURED,
+    },
+)
+ENSURE = Route(
+    "POST",
+    "/api/channels",
+    "The channel of a directory, created if new",
+    body={"dir_path": "str"},
+    required=("dir_path",),
+    replies={
+        200: Reply("json", "the channel", CHANNEL_ID),
+        400: routes.BAD_REQUEST,
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+CREATE = Route(
+    "POST",
+    "/api/channels/create",
+    "Create a named channel",
+    body={"name": "str", "author_id": "str"},
+    required=("name",),
+    replies={
+        201: Reply("json", "the new channel", CHANNEL_ID),
+        400: routes.BAD_REQUEST,
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+DELETE = Route(
+    "DELETE",
+    "/api/channels/<channel_id>",
+    "Delete a channel, its threads and their messages",
+    replies={
+        204: routes.NO_CONTENT,
+        404: routes.text("channel not found"),
+        501: routes.NOT_CONFIGURED,
+    },
 )
 
 
@@ -33,7 +96,7 @@ def work_dir(deps: ApiDeps, channel: Channel) -> str:
 
 
 def register(app: Quart, deps: ApiDeps) -> None:
-    @app.get("/api/channels")
+    @route(app, LIST)
     async def list_channels() -> Response:
         need(deps.store, "channel listing not configured")
         assert deps.store is not None
@@ -70,29 +133,29 @@ def register(app: Quart, deps: ApiDeps) -> None:
             items.append(item)
         return json_response(items)
 
-    @app.post("/api/channels")
+    @route(app, ENSURE)
     async def ensure_channel() -> Response:
         need(deps.channels, NOT_CONFIGURED)
         assert deps.channels is not None
-        body = await read_body({"dir_path": "str"})
+        body = await read_body(ENSURE.body)
         dir_path = body.get("dir_path", "")
         if not dir_path:
             raise ApiError(400, "dir_path is required")
         channel_id = await deps.channels.ensure_channel(dir_path)
         return json_response({"channel_id": channel_id})
 
-    @app.post("/api/channels/create")
+    @route(app, CREATE)
     async def create_channel() -> Response:
         need(deps.channels, NOT_CONFIGURED)
         assert deps.channels is not None
-        body = await read_body({"name": "str", "author_id": "str"})
+        body = await read_body(CREATE.body)
         name = body.get("name", "")
         if not name:
             raise ApiError(400, "name is required")
         channel_id = await deps.channels.create_channel(name, body.get("author_id", ""))
         return json_response({"channel_id": channel_id}, status=201)
 
-    @app.delete("/api/channels/<channel_id>")
+    @route(app, DELETE)
     async def delete_channel(channel_id: str) -> Response:
         need(deps.store, "channel deletion not configured")
         assert deps.store is not None

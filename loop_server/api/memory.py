@@ -8,7 +8,9 @@ from typing import Any
 
 from quart import Quart, Response
 
+from loop_server.api import _routes as routes
 from loop_server.api._responses import ApiError, json_response, need, read_body
+from loop_server.api._routes import INTEGER, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
 from loop_server.protocols import MemorySearchResult
 
@@ -60,13 +62,46 @@ def result_json(result: MemorySearchResult) -> dict[str, Any]:
     return item
 
 
+RESULT = json_object(
+    {"file_path": STRING, "content": STRING, "score": {"type": "number"}, "chunk_index": INTEGER},
+    optional=("content",),
+)
+SEARCH = Route(
+    "POST",
+    "/api/memory/search",
+    "Search a project's memory (re-indexes first)",
+    body={"query": "str", "top_k": "int", "dir_path": "str", "channel_id": "str"},
+    required=("query",),
+    replies={
+        200: Reply(
+            "json",
+            "results, best first (null when nothing is indexed)",
+            json_object({"results": {"type": "array", "items": RESULT, "nullable": True}}),
+        ),
+        400: routes.BAD_REQUEST,
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+INDEX = Route(
+    "POST",
+    "/api/memory/index",
+    "(Re)index a project's memory",
+    body={"dir_path": "str", "channel_id": "str"},
+    replies={
+        200: Reply("json", "files (re)indexed", json_object({"count": INTEGER})),
+        400: routes.BAD_REQUEST,
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+
+
 def register(app: Quart, deps: ApiDeps) -> None:
-    @app.post("/api/memory/search")
+    @route(app, SEARCH)
     async def search_memory() -> Response:
         need(deps.memory, NOT_CONFIGURED)
-        body = await read_body(
-            {"query": "str", "top_k": "int", "dir_path": "str", "channel_id": "str"}
-        )
+        body = await read_body(SEARCH.body)
         query = body.get("query", "")
         if not query:
             raise ApiError(400, "query is required")
@@ -82,10 +117,10 @@ def register(app: Quart, deps: ApiDeps) -> None:
             return json_response({"results": None})
         return json_response({"results": [result_json(r) for r in results]})
 
-    @app.post("/api/memory/index")
+    @route(app, INDEX)
     async def index_memory() -> Response:
         need(deps.memory, NOT_CONFIGURED)
-        body = await read_body({"dir_path": "str", "channel_id": "str"})
+        body = await read_body(INDEX.body)
         dir_path = await resolve_dir(deps, body.get("dir_path", ""), body.get("channel_id", ""))
         memory = deps.memory
         assert memory is not None

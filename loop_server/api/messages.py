@@ -4,13 +4,61 @@ from __future__ import annotations
 
 from quart import Quart, Response, request
 
+from loop_server.api import _routes as routes
 from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
+from loop_server.api._routes import BOOLEAN, INTEGER, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
 from loop_server.store.models import Message
 from loop_server.timefmt import rfc3339
 
 LOCAL_USER = "local-user"
+
+MESSAGE = json_object(
+    {
+        "id": INTEGER,
+        "channel_id": STRING,
+        "msg_id": STRING,
+        "author_id": STRING,
+        "author_name": STRING,
+        "content": STRING,
+        "is_bot": BOOLEAN,
+        "created_at": {"type": "string", "format": "date-time"},
+    }
+)
+POST = Route(
+    "POST",
+    "/api/messages",
+    "Post a user's message (stored, then an agent run is queued)",
+    body={"channel_id": "str", "content": "str"},
+    required=("channel_id", "content"),
+    replies={
+        204: routes.NO_CONTENT,
+        400: routes.BAD_REQUEST,
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+HISTORY = Route(
+    "GET",
+    "/api/channels/<channel_id>/messages",
+    "Message history, newest first",
+    query={"limit": "integer", "cursor": "integer"},
+    replies={
+        200: Reply(
+            "json",
+            "a page of messages",
+            json_object(
+                {
+                    "messages": {"type": "array", "items": MESSAGE},
+                    "next_cursor": {"type": "integer", "nullable": True},
+                }
+            ),
+        ),
+        400: routes.BAD_REQUEST,
+        501: routes.NOT_CONFIGURED,
+    },
+)
 
 
 def message_json(message: Message) -> dict[str, object]:
@@ -27,9 +75,9 @@ def message_json(message: Message) -> dict[str, object]:
 
 
 def register(app: Quart, deps: ApiDeps) -> None:
-    @app.post("/api/messages")
+    @route(app, POST)
     async def post_message() -> Response:
-        body = await read_body({"channel_id": "str", "content": "str"})
+        body = await read_body(POST.body)
         channel_id = body.get("channel_id", "")
         content = body.get("content", "")
         if not channel_id:
@@ -45,7 +93,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
         await deps.messages.post_message(channel_id, content)
         return empty_response(204)
 
-    @app.get("/api/channels/<channel_id>/messages")
+    @route(app, HISTORY)
     async def history(channel_id: str) -> Response:
         need(deps.store, "message listing not configured")
         assert deps.store is not None

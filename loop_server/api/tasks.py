@@ -6,8 +6,10 @@ from typing import Any
 
 from quart import Quart, Response, request
 
+from loop_server.api import _routes as routes
 from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, read_body
+from loop_server.api._routes import BOOLEAN, INTEGER, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
 from loop_server.protocols import TaskEdit
 from loop_server.scheduling import ScheduleError
@@ -16,6 +18,123 @@ from loop_server.store.models import Task, TaskRun
 from loop_server.timefmt import rfc3339
 
 _INT64_MAX = 2**63 - 1
+
+TASK = json_object(
+    {
+        "id": INTEGER,
+        "channel_id": STRING,
+        "schedule": STRING,
+        "type": STRING,
+        "prompt": STRING,
+        "enabled": BOOLEAN,
+        "next_run_at": {"type": "string", "format": "date-time"},
+        "template_name": STRING,
+        "auto_delete_sec": INTEGER,
+    },
+    optional=("template_name",),
+)
+RUN = json_object(
+    {
+        "id": INTEGER,
+        "task_id": INTEGER,
+        "status": {"type": "string", "enum": ["running", "success", "failed", "skipped"]},
+        "response_text": STRING,
+        "error_text": STRING,
+        "started_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+    }
+)
+BAD_ID = routes.text("invalid task id (or another invalid request)")
+CREATE = Route(
+    "POST",
+    "/api/tasks",
+    "Schedule a task (cron, interval or once)",
+    body={
+        "channel_id": "str",
+        "schedule": "str",
+        "type": "str",
+        "prompt": "str",
+        "auto_delete_sec": "int",
+        "template_name": "str",
+    },
+    replies={
+        201: Reply("json", "the new task", json_object({"id": INTEGER})),
+        400: routes.text("invalid body, schedule or type"),
+        500: routes.SERVER_ERROR,
+    },
+)
+LIST = Route(
+    "GET",
+    "/api/tasks",
+    "Tasks of a channel, by next run",
+    query={"channel_id": "string"},
+    replies={
+        200: Reply("json", "the tasks", {"type": "array", "items": TASK}),
+        400: routes.text("channel_id query parameter required"),
+    },
+)
+GET = Route(
+    "GET",
+    "/api/tasks/<task_id>",
+    "One task",
+    replies={200: Reply("json", "the task", TASK), 400: BAD_ID, 404: routes.text("task not found")},
+)
+DELETE = Route(
+    "DELETE",
+    "/api/tasks/<task_id>",
+    "Delete a task and its run log (unknown ids too)",
+    replies={204: routes.NO_CONTENT, 400: BAD_ID},
+)
+PATCH = Route(
+    "PATCH",
+    "/api/tasks/<task_id>",
+    "Enable/disable and/or edit a task",
+    body={
+        "enabled": "bool",
+        "schedule": "str",
+        "type": "str",
+        "prompt": "str",
+        "auto_delete_sec": "int",
+    },
+    replies={
+        200: Reply("empty", "updated"),
+        400: BAD_ID,
+        404: routes.text("task not found"),
+        500: routes.SERVER_ERROR,
+    },
+)
+RUNS = Route(
+    "GET",
+    "/api/tasks/<task_id>/runs",
+    "Run history of a task, newest first",
+    query={"limit": "integer", "cursor": "integer"},
+    replies={
+        200: Reply(
+            "json",
+            "a page of runs",
+            json_object(
+                {
+                    "runs": {"type": "array", "items": RUN},
+                    "next_cursor": {"type": "integer", "nullable": True},
+                }
+            ),
+        ),
+        400: BAD_ID,
+        404: routes.text("task not found"),
+    },
+)
+RUN_NOW = Route(
+    "POST",
+    "/api/tasks/<task_id>/run",
+    "Run a task now",
+    body_required=False,
+    replies={
+        202: Reply("json", "the run started", json_object({"run_id": INTEGER})),
+        400: BAD_ID,
+        404: routes.text("task not found"),
+        409: routes.text("task is already running"),
+    },
+)
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -60,18 +179,9 @@ def parse_task_id(text: str) -> int:
 def register(app: Quart, deps: ApiDeps) -> None:
     scheduler = deps.scheduler
 
-    @app.post("/api/tasks")
+    @route(app, CREATE)
     async def create_task() -> Response:
-        body = await read_body(
-            {
-                "channel_id": "str",
-                "schedule": "str",
-                "type": "str",
-                "prompt": "str",
-                "auto_delete_sec": "int",
-                "template_name": "str",
-            }
-        )
+        body = await read_body(CREATE.body)
         try:
             task_id = await scheduler.add_task(
                 body.get("channel_id", ""),
@@ -85,7 +195,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             raise ApiError(400, str(err)) from err
         return json_response({"id": task_id}, status=201)
 
-    @app.get("/api/tasks")
+    @route(app, LIST)
     async def list_tasks() -> Response:
         channel_id = request.args.get("channel_id", "")
         if not channel_id:
@@ -93,30 +203,22 @@ def register(app: Quart, deps: ApiDeps) -> None:
         tasks = await scheduler.list_tasks(channel_id)
         return json_response([task_json(t) for t in tasks])
 
-    @app.get("/api/tasks/<task_id>")
+    @route(app, GET)
     async def get_task(task_id: str) -> Response:
         task = await scheduler.get_task(parse_task_id(task_id))
         if task is None:
             raise ApiError(404, "task not found")
         return json_response(task_json(task))
 
-    @app.delete("/api/tasks/<task_id>")
+    @route(app, DELETE)
     async def delete_task(task_id: str) -> Response:
         await scheduler.remove_task(parse_task_id(task_id))
         return empty_response(204)
 
-    @app.patch("/api/tasks/<task_id>")
+    @route(app, PATCH)
     async def patch_task(task_id: str) -> Response:
         ident = parse_task_id(task_id)
-        body = await read_body(
-            {
-                "enabled": "bool",
-                "schedule": "str",
-                "type": "str",
-                "prompt": "str",
-                "auto_delete_sec": "int",
-            }
-        )
+        body = await read_body(PATCH.body)
         if not body:
             raise ApiError(400, "at least one field is required")
         edit = TaskEdit(
@@ -131,7 +233,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             raise ApiError(400, str(err)) from err
         return Response(b"", status=200)
 
-    @app.get("/api/tasks/<task_id>/runs")
+    @route(app, RUNS)
     async def list_runs(task_id: str) -> Response:
         ident = parse_task_id(task_id)
         limit, cursor = page_params(request.args)
@@ -142,7 +244,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
         page, next_cursor = cut_page(runs, limit)
         return json_response({"runs": [run_json(r) for r in page], "next_cursor": next_cursor})
 
-    @app.post("/api/tasks/<task_id>/run")
+    @route(app, RUN_NOW)
     async def run_task(task_id: str) -> Response:
         ident = parse_task_id(task_id)
         try:

@@ -4,21 +4,48 @@ from __future__ import annotations
 
 from quart import Quart, Response
 
+from loop_server.api import _routes as routes
 from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
+from loop_server.api._routes import STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
 from loop_server.api.messages import LOCAL_USER
 
 BOT_MENTION = "@LoopBot "
 
+CREATE = Route(
+    "POST",
+    "/api/threads",
+    "Create a thread (and start the agent on its first message)",
+    body={"channel_id": "str", "name": "str", "author_id": "str", "message": "str"},
+    required=("channel_id", "name"),
+    replies={
+        201: Reply("json", "the new thread", json_object({"thread_id": STRING})),
+        400: routes.BAD_REQUEST,
+        404: routes.text("parent channel not found"),
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+DELETE = Route(
+    "DELETE",
+    "/api/threads/<thread_id>",
+    "Delete a thread and its messages",
+    replies={
+        204: routes.NO_CONTENT,
+        400: routes.text("not a thread"),
+        404: routes.text("thread not found"),
+        500: routes.SERVER_ERROR,
+        501: routes.NOT_CONFIGURED,
+    },
+)
+
 
 def register(app: Quart, deps: ApiDeps) -> None:
-    @app.post("/api/threads")
+    @route(app, CREATE)
     async def create_thread() -> Response:
         need(deps.threads, "thread creation not configured")
         assert deps.threads is not None
-        body = await read_body(
-            {"channel_id": "str", "name": "str", "author_id": "str", "message": "str"}
-        )
+        body = await read_body(CREATE.body)
         channel_id = body.get("channel_id", "")
         name = body.get("name", "")
         if not channel_id:
@@ -35,7 +62,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             )
         return json_response({"thread_id": thread_id}, status=201)
 
-    @app.delete("/api/threads/<thread_id>")
+    @route(app, DELETE)
     async def delete_thread(thread_id: str) -> Response:
         need(deps.threads, "thread deletion not configured")
         assert deps.threads is not None

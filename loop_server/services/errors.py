@@ -8,7 +8,15 @@ class ServiceError(Exception):
     ``creating channel: ...``."""
 
 
-class TaskNotFound(ServiceError):
+class NotFound(ServiceError):
+    """The thing named does not exist (answered 404 with the text)."""
+
+
+class Invalid(ServiceError):
+    """The request cannot be done to this thing (answered 400 with the text)."""
+
+
+class TaskNotFound(NotFound):
     def __init__(self, task_id: int) -> None:
         super().__init__(f"task {task_id} not found")
         self.task_id = task_id

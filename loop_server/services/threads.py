@@ -10,7 +10,7 @@ import trio
 from loop_server.clock import Clock
 from loop_server.platform.local import new_thread_id
 from loop_server.protocols import ThreadCreator
-from loop_server.services.errors import ServiceError
+from loop_server.services.errors import Invalid, NotFound, ServiceError
 from loop_server.store import Store
 from loop_server.store.models import Channel, ChannelUpsert
 
@@ -28,12 +28,12 @@ class ThreadService:
     async def create_thread(self, channel_id: str, name: str, author_id: str, message: str) -> str:
         parent = await self._get(channel_id, "looking up parent channel")
         if parent is None:
-            raise ServiceError(f"parent channel {channel_id} not found")
+            raise NotFound(f"parent channel {channel_id} not found")
         if parent.is_thread:
             # A thread of a thread belongs to the top-level channel.
             resolved = await self._get(parent.parent_id, "looking up resolved parent channel")
             if resolved is None:
-                raise ServiceError(f"resolved parent channel {parent.parent_id} not found")
+                raise NotFound(f"resolved parent channel {parent.parent_id} not found")
             parent = resolved
         thread_id = ""
         if self._creator is not None:
@@ -64,9 +64,9 @@ class ThreadService:
     async def delete_thread(self, thread_id: str) -> None:
         thread = await self._get(thread_id, "looking up thread")
         if thread is None:
-            raise ServiceError(f"thread {thread_id} not found")
+            raise NotFound(f"thread {thread_id} not found")
         if not thread.is_thread:
-            raise ServiceError(f"channel {thread_id} is not a thread")
+            raise Invalid(f"channel {thread_id} is not a thread")
         if thread.dir_path:
             await self._remove_mcp_config(Path(thread.dir_path) / ".loop" / f"mcp-{thread_id}.json")
         if self._creator is not None:

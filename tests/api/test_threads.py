@@ -59,9 +59,10 @@ async def test_thread_message_is_stored_as_the_users(
     assert user_messages(history)[0]["author_id"] == "local-user"
 
 
-async def test_unknown_parent_is_500(client: httpx.AsyncClient) -> None:
+async def test_unknown_parent_is_404(client: httpx.AsyncClient) -> None:
+    # Upstream answers 500 with this text; a missing parent is the caller's 404 (decisions.md).
     response = await client.post("/api/threads", json={"channel_id": "ghost", "name": "t"})
-    assert response.status_code == 500
+    assert response.status_code == 404
     assert response.text == "parent channel ghost not found\n"
 
 
@@ -102,11 +103,11 @@ async def test_delete_thread(
     assert history["messages"] == []
 
 
-async def test_delete_errors_are_500(client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_delete_errors_are_client_errors(client: httpx.AsyncClient, tmp_path: Path) -> None:
     parent = await _channel(client, tmp_path / "proj")
     unknown = await client.delete("/api/threads/nope")
     not_thread = await client.delete(f"/api/threads/{parent}")
-    assert unknown.status_code == 500
+    assert unknown.status_code == 404
     assert unknown.text == "thread nope not found\n"
-    assert not_thread.status_code == 500
+    assert not_thread.status_code == 400
     assert not_thread.text == f"channel {parent} is not a thread\n"

@@ -1,0 +1,57 @@
+"""``POST /api/commands``: slash commands (SPEC §3.13).
+
+The command runs in the background, as upstream: the caller gets ``204`` at once and the reply
+arrives as a bot message in the channel (history and ``message.created``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from quart import Quart, Response
+
+from loop_server.api import _routes as routes
+from loop_server.api._responses import ApiError, empty_response, need, read_body
+from loop_server.api._routes import Route, route
+from loop_server.api.deps import ApiDeps
+from loop_server.commands import UnknownCommand, parse_command
+from loop_server.platform.local import DEFAULT_AUTHOR
+
+POST = Route(
+    "POST",
+    "/api/commands",
+    "Run a slash command; its reply is posted as a bot message in the channel",
+    body={"channel_id": "str", "author_id": "str", "command": "str"},
+    required=("channel_id", "command"),
+    replies={
+        204: routes.NO_CONTENT,
+        400: routes.BAD_REQUEST,
+        503: routes.text("slash commands are not configured"),
+    },
+)
+
+
+def register(app: Quart, deps: ApiDeps) -> None:
+    @route(app, POST)
+    async def post_command() -> Response:
+        handler = deps.interactions  # read per request: it may be attached after start-up
+        need(handler, "commands not configured", status=503)  # before the body, as upstream
+        assert handler is not None
+        body = await read_body(POST.body)
+        channel_id = body.get("channel_id", "")
+        command = body.get("command", "")
+        if not channel_id:
+            raise ApiError(400, "channel_id is required")
+        if not command:
+            raise ApiError(400, "command is required")
+        try:
+            interaction = parse_command(
+                channel_id, body.get("author_id") or DEFAULT_AUTHOR, command
+            )
+        except UnknownCommand as err:
+            raise ApiError(400, "unknown command") from err
+        deps.background.spawn(
+            partial(handler.handle_interaction, interaction),
+            name=f"command {interaction.command_name} in {channel_id}",
+        )
+        return empty_response(204)
