@@ -75,7 +75,8 @@ def _non_negative_float(value: Any) -> float:
 
 
 def _path(value: Any) -> Path:
-    return Path(os.path.expanduser(_str(value)))
+    # Absolute, so the fallback work dirs under it are absolute wherever the server runs.
+    return Path(os.path.abspath(os.path.expanduser(_str(value))))
 
 
 def _platform(value: Any) -> str:

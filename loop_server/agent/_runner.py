@@ -64,6 +64,9 @@ class AgentRunner:
         self._settings = settings
 
     async def run(self, request: RunRequest, on_turn: Callable[[str], None]) -> RunOutcome:
+        if "\x00" in request.work_dir or not os.path.isabs(request.work_dir):
+            # Never create (or mount) a directory relative to wherever the server runs.
+            raise AgentError(f"work dir {request.work_dir!r} is not an absolute path")
         await trio.to_thread.run_sync(prepare_work_dir, request.work_dir, request.channel_id)
         try:
             client = await self._engine.client()

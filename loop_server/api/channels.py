@@ -22,6 +22,8 @@ from loop_server.store.models import Channel
 
 log = logging.getLogger(__name__)
 
+LOOKUP_DEADLINE = 3.0  # seconds the listing waits for Docker or git before answering without
+
 NOT_CONFIGURED = (
     "channel creation not configured (discord_guild_id not set or Slack not configured)"
 )
@@ -103,10 +105,14 @@ def register(app: Quart, deps: ApiDeps) -> None:
         channels = await deps.store.list_channels()
         running: set[str] = set()
         if deps.running_channels is not None:
-            try:
-                running = await deps.running_channels.running_channel_ids()
-            except Exception as err:  # a dead Docker engine must not break the listing
-                log.warning("failed to list running channels: %s", err)
+            # A dead or stuck Docker engine must not break or stall the listing.
+            with trio.move_on_after(LOOKUP_DEADLINE) as lookup:
+                try:
+                    running = await deps.running_channels.running_channel_ids()
+                except Exception as err:
+                    log.warning("failed to list running channels: %s", err)
+            if lookup.cancelled_caught:
+                log.warning("failed to list running channels: no answer in %ss", LOOKUP_DEADLINE)
         active = deps.active_chats.active_chat_channel_ids() if deps.active_chats else set()
         query = request.args.get("query", "").lower()
         shown = [
@@ -175,8 +181,10 @@ async def _branches(deps: ApiDeps, dirs: list[str]) -> list[str]:
     async def one(index: int, dir_path: str) -> None:
         results[index] = await reader.current_branch(dir_path)
 
-    async with trio.open_nursery() as nursery:
-        for index, dir_path in enumerate(dirs):
-            if dir_path:
-                nursery.start_soon(one, index, dir_path)
+    # Branches are decoration: past the deadline the rest are left empty.
+    with trio.move_on_after(LOOKUP_DEADLINE):
+        async with trio.open_nursery() as nursery:
+            for index, dir_path in enumerate(dirs):
+                if dir_path:
+                    nursery.start_soon(one, index, dir_path)
     return results

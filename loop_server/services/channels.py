@@ -8,7 +8,7 @@ import secrets
 
 from loop_server.clock import Clock
 from loop_server.protocols import ChannelCreator
-from loop_server.services.errors import ServiceError
+from loop_server.services.errors import Invalid, ServiceError
 from loop_server.store import ConstraintViolation, Store
 from loop_server.store.models import Channel, ChannelUpsert, Message
 
@@ -34,6 +34,10 @@ class ChannelService:
         self._clock = clock
 
     async def ensure_channel(self, dir_path: str) -> str:
+        # The directory is bind-mounted into agent containers and created when missing:
+        # only an absolute path means the same place to the server and to the caller.
+        if "\x00" in dir_path or not os.path.isabs(dir_path):
+            raise Invalid("dir_path must be an absolute path")
         existing = await self._find_by_dir(dir_path)
         if existing is not None:
             return existing.channel_id

@@ -149,3 +149,11 @@ async def test_delete_channel_removes_threads_and_messages(
     again = await client.delete(f"/api/channels/{channel_id}")
     assert again.status_code == 404
     assert again.text == "channel not found\n"
+
+
+@pytest.mark.parametrize("dir_path", ["relative/dir", "./x", "~/x", "/tmp/nul\u0000byte"])
+async def test_ensure_requires_an_absolute_dir(client: httpx.AsyncClient, dir_path: str) -> None:
+    response = await client.post("/api/channels", json={"dir_path": dir_path})
+    assert response.status_code == 400
+    assert response.text == "dir_path must be an absolute path\n"
+    assert (await client.get("/api/channels")).json() == []
