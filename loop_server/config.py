@@ -137,6 +137,14 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between scheduler polls",
     ),
     Setting(
+        "terminal_idle_timeout",
+        None,
+        "LOOP_TERMINAL_IDLE_TIMEOUT",
+        "terminal_idle_timeout_sec",
+        _positive_float,
+        "seconds a terminal session may go without any viewer before it is ended",
+    ),
+    Setting(
         "max_body_bytes",
         None,
         "LOOP_MAX_BODY_BYTES",
@@ -181,6 +189,7 @@ class Config:
     anthropic_api_key: str = ""
     claude_code_oauth_token: str = ""
     max_concurrent_runs: int = 4
+    terminal_idle_timeout: float = 1800.0
     max_body_bytes: int = 1024 * 1024
     max_ws_message_bytes: int = 1024 * 1024
     graceful_timeout: float = 10.0

@@ -185,29 +185,45 @@ class InteractiveCmdBuilder(Protocol):
 
 
 class TerminalViewer(Protocol):
-    """One attached client of a terminal session: its output chunks and the session's end."""
+    """One attached client of a terminal session: its output and the end of it."""
 
     async def receive_output(self) -> bytes:
-        """The next output chunk; raises ``trio.EndOfChannel`` when detached or ended."""
+        """Every output chunk queued since the last call, joined into one (a viewer that fell
+        behind has lost its oldest chunks); waits while none is queued. Raises
+        ``trio.EndOfChannel`` once the viewer is detached, or its session has ended or was
+        stopped, and nothing is left to read."""
         ...
 
 
 class TerminalManager(Protocol):
-    """Docker exec sessions with a TTY (SPEC §6). Fleshed out by the terminal issue."""
+    """Docker exec sessions with a TTY (SPEC §6). Sessions outlive their viewers. Failures
+    raise an exception whose text is what the client is told (``session not found``,
+    ``client not found``, ``writing input: ...``, ``resizing exec: ...``)."""
 
     async def create_session(
         self, container_id: str, cmd: Sequence[str]
-    ) -> tuple[str, TerminalViewer, bytes]: ...
+    ) -> tuple[str, TerminalViewer, bytes]:
+        """Start ``cmd`` (empty: ``/bin/sh``) on a TTY in the container. Returns the session
+        id (8 hex characters), the creator's viewer, and the history (normally empty)."""
+        ...
 
-    async def attach_session(self, session_id: str) -> tuple[TerminalViewer, bytes]: ...
+    async def attach_session(self, session_id: str) -> tuple[TerminalViewer, bytes]:
+        """A new viewer and the recent output it starts from: the history, then through the
+        viewer every later byte, with no gap and no duplicate."""
+        ...
 
-    async def detach(self, session_id: str, viewer: TerminalViewer) -> None: ...
+    async def detach(self, session_id: str, viewer: TerminalViewer) -> None:
+        """Remove the viewer (its stream ends); the session keeps running."""
+        ...
 
     async def send_input(self, session_id: str, data: bytes) -> None: ...
 
     async def resize(self, session_id: str, rows: int, cols: int) -> None: ...
 
-    async def stop_session(self, session_id: str) -> str: ...
+    async def stop_session(self, session_id: str) -> str:
+        """Kill the session's process and end every viewer's stream; returns the container
+        id."""
+        ...
 
 
 __all__ = [

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.resources
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,7 @@ from loop_server.commands import (
     StoreChannelGrants,
 )
 from loop_server.config import Config
-from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine
+from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
 from loop_server.events import EventsHub
 from loop_server.memory import (
     MemoryConfig,
@@ -45,8 +46,9 @@ from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
-from loop_server.serving import EventsEndpoint, serve
+from loop_server.serving import EventsEndpoint, TerminalEndpoint, serve
 from loop_server.store import Store, StoreError
+from loop_server.terminal import InteractiveCommands, SessionManager
 
 log = logging.getLogger("loop_server")
 
@@ -186,7 +188,16 @@ async def run_server(
         sock.close()
         raise StartupError(f"opening database {config.db_path}: {err}") from err
     engine = DockerEngine()
+    # The signal handlers stay ours until the store is closed: a repeated SIGTERM/SIGINT during
+    # shutdown (systemd signals every process of a unit; a second Ctrl-C) used to hit the
+    # default handler and kill the process before agent containers were removed and jobs
+    # recorded (tests/hardening/test_shutdown.py).
+    signal_handlers = contextlib.ExitStack()
     try:
+        if handle_signals:
+            received = signal_handlers.enter_context(
+                trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+            )
         async with trio.open_nursery() as root:
             handle = await _start_services(
                 root,
@@ -200,7 +211,7 @@ async def run_server(
                 commands_config,
             )
             if handle_signals:
-                root.start_soon(_stop_on_signals, handle)
+                root.start_soon(_stop_on_signals, handle, received)
             async with trio.open_nursery() as http:
                 await http.start(
                     partial(
@@ -209,6 +220,7 @@ async def run_server(
                         hypercorn_config(config),
                         [sock],
                         handle.services["events_endpoint"],
+                        terminal=handle.services["terminal_endpoint"],
                         shutdown_trigger=handle._stop.wait,
                     )
                 )
@@ -223,6 +235,7 @@ async def run_server(
             await store.close()
         engine.close()
         sock.close()
+        signal_handlers.close()
 
 
 async def _start_services(
@@ -273,6 +286,8 @@ async def _start_services(
             memory = await open_memory_indexer(store.db, memory_config)
         except StoreError as err:  # e.g. an SQLite without FTS5: serve without memory
             log.error("memory disabled: %s", err)
+    terminals = SessionManager(DockerExec(engine), idle_timeout=config.terminal_idle_timeout)
+    await root.start(terminals.run)
     platform = LocalPlatform()
     deps = ApiDeps(
         scheduler=tasks,
@@ -292,7 +307,10 @@ async def _start_services(
         incoming=orchestrator,
         interactions=interactions,
         branches=GitBranchReader(),
-        health=lambda: {"events": dataclasses.asdict(hub.statistics())},
+        health=lambda: {
+            "events": dataclasses.asdict(hub.statistics()),
+            "terminals": dataclasses.asdict(terminals.statistics()),
+        },
         max_body_bytes=config.max_body_bytes,
     )
     bound_host, bound_port = sock.getsockname()[:2]
@@ -321,6 +339,21 @@ async def _start_services(
             "containers": containers,
             "memory": memory,
             "commands": interactions,
+            "terminals": terminals,
+            "terminal_endpoint": TerminalEndpoint(
+                terminals,
+                events_authorizer(config.token),
+                finder=containers,
+                stopper=containers,
+                channels=channel_lister,
+                cmd_builder=InteractiveCommands(
+                    loop_dir=str(config.data_dir),
+                    claude_bin=config.claude_bin,
+                    model=config.claude_model,
+                ),
+                max_message_size=config.max_ws_message_bytes,
+                close_timeout=config.graceful_timeout,
+            ),
         },
     )
     await root.start(scheduler.run)
@@ -356,9 +389,11 @@ def agent_settings(config: Config) -> AgentSettings:
     )
 
 
-async def _stop_on_signals(handle: ServerHandle) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
-            handle.shutdown()
-            return
+async def _stop_on_signals(handle: ServerHandle, signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if handle._stop.is_set():
+            log.info("received %s again; already shutting down", name)
+            continue
+        log.info("received %s, shutting down", name)
+        handle.shutdown()

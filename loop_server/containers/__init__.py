@@ -1,8 +1,10 @@
-"""Docker behind Trio: the engine wrapper, output demultiplexing and channel containers."""
+"""Docker behind Trio: the engine wrapper, output demultiplexing, channel containers and
+interactive (TTY) execs."""
 
 from loop_server.containers._channel import ChannelContainers, ContainerSettings
 from loop_server.containers._demux import StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
+from loop_server.containers._exec import DockerExec, TtyExec
 from loop_server.containers._labels import APP_LABEL, APP_VALUE, CHANNEL_LABEL
 
 __all__ = [
@@ -12,6 +14,8 @@ __all__ = [
     "ChannelContainers",
     "ContainerSettings",
     "DockerEngine",
+    "DockerExec",
     "EngineError",
     "StreamDemux",
+    "TtyExec",
 ]

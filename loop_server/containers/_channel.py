@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import docker.errors
+import trio
 
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL, channel_labels
@@ -81,8 +83,10 @@ class ChannelContainers:
         work_dir = self._settings.work_dir(channel_id, dir_path)
         kwargs = self._settings.create_kwargs(channel_id, work_dir)
         try:
+            # create + start, not ``run``: ``run`` pulls a missing image, and a terminal request
+            # must never make the engine reach out to a registry.
             container = await self._engine.call(
-                client.containers.run,
+                client.containers.create,
                 command=["sleep", "infinity"],
                 name=container_name(channel_id, dir_path),
                 **kwargs,
@@ -91,6 +95,12 @@ class ChannelContainers:
             raise EngineError(f"container image {self._settings.image} not found") from err
         except docker.errors.DockerException as err:
             raise EngineError(f"creating container: {err}") from err
+        try:
+            await self._engine.call(container.start)
+        except docker.errors.DockerException as err:
+            with trio.CancelScope(shield=True), contextlib.suppress(EngineError):
+                await self.container_remove(str(container.id))
+            raise EngineError(f"starting container: {err}") from err
         return str(container.id)
 
     async def container_remove(self, container_id: str) -> None:

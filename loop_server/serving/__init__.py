@@ -1,10 +1,13 @@
-"""The server's listener: hypercorn for HTTP, with ``/api/ws`` served on the socket directly.
+"""The server's listener: hypercorn for HTTP, with ``/api/ws`` and ``/api/ws/terminal`` served
+on the socket directly.
 
 The composition root calls ``serve(asgi_app, hyper_config, sockets, EventsEndpoint(...),
-shutdown_trigger=...)``; see docs/events.md for why the events socket bypasses ASGI.
+terminal=TerminalEndpoint(...), shutdown_trigger=...)``; see docs/events.md and
+docs/terminal.md for why these sockets bypass ASGI.
 """
 
 from loop_server.serving._events_endpoint import Authorize, EventsEndpoint
 from loop_server.serving._serve import serve
+from loop_server.serving._terminal_endpoint import TerminalEndpoint
 
-__all__ = ["Authorize", "EventsEndpoint", "serve"]
+__all__ = ["Authorize", "EventsEndpoint", "TerminalEndpoint", "serve"]

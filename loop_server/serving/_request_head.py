@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import enum
 import http
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -32,6 +33,19 @@ def sniff(buffer: bytes | bytearray, path: bytes) -> Sniff:
     if buffer.startswith(prefix) and buffer[len(prefix)] in b" ?":
         return Sniff.EVENTS
     return Sniff.OTHER
+
+
+def sniff_paths(buffer: bytes | bytearray, paths: Sequence[bytes]) -> tuple[Sniff, int]:
+    """``sniff`` for several paths: ``(Sniff.EVENTS, i)`` when the first request is a ``GET``
+    of ``paths[i]`` (a path served on the socket), ``(Sniff.OTHER, -1)`` once it cannot be any
+    of them, ``(Sniff.NEED_MORE, -1)`` until then."""
+    undecided = False
+    for index, path in enumerate(paths):
+        verdict = sniff(buffer, path)
+        if verdict is Sniff.EVENTS:
+            return verdict, index
+        undecided = undecided or verdict is Sniff.NEED_MORE
+    return (Sniff.NEED_MORE if undecided else Sniff.OTHER), -1
 
 
 def head_end(buffer: bytes | bytearray) -> int:

@@ -1,10 +1,11 @@
-"""The listener: hypercorn for HTTP, our own fast path for the events WebSocket.
+"""The listener: hypercorn for HTTP, our own fast path for the events and terminal WebSockets.
 
 hypercorn's ``worker_serve`` accepts connections and gives each to a ``TCPServer``. This is the
 same loop built from the same pieces (lifespan, worker context, ``TCPServer``, graceful
 timeout) with one step added in front: the first bytes of each connection are looked at, and a
-``GET /api/ws`` is served here, straight on the socket, instead of through the ASGI layers that
-cost most of each delivery (DESIGN §4). Every other connection reaches hypercorn with the bytes
+``GET /api/ws`` (or ``GET /api/ws/terminal``) is served here, straight on the socket, instead
+of through the ASGI layers that cost most of each delivery (DESIGN §4; for the terminal, a
+keystroke's echo: docs/terminal.md). Every other connection reaches hypercorn with the bytes
 already read put back in front, so it cannot tell the difference.
 """
 
@@ -35,8 +36,10 @@ from loop_server.serving._request_head import (
     head_end,
     parse_head,
     plain_response,
-    sniff,
+    sniff_paths,
 )
+from loop_server.serving._terminal_endpoint import TerminalEndpoint, serve_terminal_request
+from loop_server.serving._terminal_fallback import TerminalFallback
 
 logger = logging.getLogger("loop_server.serving")
 
@@ -49,23 +52,25 @@ async def serve(
     sockets: list[socket.socket],
     events: EventsEndpoint,
     *,
+    terminal: TerminalEndpoint | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``asgi_app`` with hypercorn and ``events.path`` with the events fast path on
-    ``sockets`` (bound TCP sockets, plain HTTP; this function owns and closes them) until
-    ``shutdown_trigger`` returns.
+    """Serve ``asgi_app`` with hypercorn, and ``events.path`` (and ``terminal.path`` when
+    given) on the socket directly, on ``sockets`` (bound TCP sockets, plain HTTP; this
+    function owns and closes them) until ``shutdown_trigger`` returns.
 
     ``task_status.started()`` reports the bound addresses once listening. On shutdown: stop
-    accepting, close event sockets with 1001, let hypercorn finish requests in flight within
-    ``hyper_config.graceful_timeout``, then run the ASGI lifespan shutdown.
+    accepting, close event and terminal sockets with 1001, let hypercorn finish requests in
+    flight within ``hyper_config.graceful_timeout``, then run the ASGI lifespan shutdown.
     """
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
     hyper_config.set_statsd_logger_class(StatsdLogger)
     # Requests for the events path that reach hypercorn anyway (a reused keep-alive
     # connection) are answered by the fallback; everything else goes to ``asgi_app``.
-    fallback: Any = EventsFallback(asgi_app, events)
+    inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal)
+    fallback: Any = EventsFallback(inner, events)
     app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, hyper_config, lifespan_state)
@@ -85,7 +90,12 @@ async def serve(
                 binds.append(f"http://{bind}")
                 await hyper_config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
             router = _Router(
-                app, hyper_config, context, ConnectionState(lifespan_state.copy()), events
+                app,
+                hyper_config,
+                context,
+                ConnectionState(lifespan_state.copy()),
+                events,
+                terminal,
             )
             task_status.started(binds)
             try:
@@ -111,6 +121,8 @@ async def serve(
                     await context.terminated.set()
                     if events.hub is not None:
                         events.hub.close_all()
+                    if terminal is not None:
+                        terminal.close_all()
                 server_nursery.cancel_scope.deadline = (
                     trio.current_time() + hyper_config.graceful_timeout
                 )
@@ -129,22 +141,28 @@ class _Router:
         context: WorkerContext,
         state: ConnectionState,
         events: EventsEndpoint,
+        terminal: TerminalEndpoint | None,
     ) -> None:
         self._app = app
         self._config = config
         self._context = context
         self._state = state
         self._events = events
-        self._path = events.path.encode()
+        self._terminal = terminal
+        # Paths served on the socket; the index says which endpoint.
+        self._paths = [events.path.encode()]
+        if terminal is not None:
+            self._paths.append(terminal.path.encode())
 
     async def handle(self, stream: trio.SocketStream) -> None:
         events = self._events
         buffer = bytearray()
         verdict = Sniff.NEED_MORE
+        which = -1
         end = -1
         with trio.move_on_after(events.head_timeout):
             while True:
-                verdict = sniff(buffer, self._path)
+                verdict, which = sniff_paths(buffer, self._paths)
                 if verdict is Sniff.OTHER:
                     break
                 if verdict is Sniff.EVENTS:
@@ -168,22 +186,29 @@ class _Router:
             server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
             await server.run()
         elif end >= 0:
-            await self._serve_events(stream, bytes(buffer[:end]), bytes(buffer[end:]))
+            await self._serve_on_socket(stream, which, bytes(buffer[:end]), bytes(buffer[end:]))
         else:
             # Nothing decisive within the head timeout.
             await trio.aclose_forcefully(stream)
 
-    async def _serve_events(self, stream: trio.SocketStream, raw: bytes, leftover: bytes) -> None:
+    async def _serve_on_socket(
+        self, stream: trio.SocketStream, which: int, raw: bytes, leftover: bytes
+    ) -> None:
         try:
             head = parse_head(raw)
         except HeadError:
             await _refuse(stream, 400, "Bad Request\n")
             return
+        kind = "events" if which == 0 else "terminal"
         try:
-            await serve_events_request(stream, self._events, head, leftover)
+            if which == 0:
+                await serve_events_request(stream, self._events, head, leftover)
+            else:
+                assert self._terminal is not None
+                await serve_terminal_request(stream, self._terminal, head, leftover)
         except Exception:
             # One connection's bug must not take the listener (and every other one) down.
-            logger.exception("events connection failed")
+            logger.exception("%s connection failed", kind)
             await trio.aclose_forcefully(stream)
 
 
