@@ -33,14 +33,33 @@ _TEXT_HEADERS = [
 ]
 
 
-class EventsFallback:
-    def __init__(self, app: Callable[..., Awaitable[None]], endpoint: EventsEndpoint) -> None:
+class WebSocketFallback:
+    """What both fast-path WebSocket routes need when a request reaches hypercorn instead: the
+    same refusals (401, 501, 400 for a plain GET) and, once the client's ``websocket.connect``
+    arrives, the route's own conversation (``_serve``). Everything else goes to ``app``."""
+
+    not_configured = "not configured\n"
+
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        path: str,
+        authorize: Callable[[list[tuple[bytes, bytes]], dict[str, str]], bool],
+    ) -> None:
         self._app = app
-        self._endpoint = endpoint
+        self._path = path
+        self._authorize = authorize
+
+    def _configured(self) -> bool:
+        raise NotImplementedError
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The conversation after ``websocket.connect`` (accept included)."""
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind in ("http", "websocket") and scope["path"] == self._endpoint.path:
+        if kind in ("http", "websocket") and scope["path"] == self._path:
             if kind == "websocket":
                 await self._websocket(scope, receive, send)
                 return
@@ -51,10 +70,10 @@ class EventsFallback:
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
-        if not self._endpoint.authorize(headers, _query(scope)):
+        if not self._authorize(headers, _query(scope)):
             return 401, "unauthorized\n"
-        if self._endpoint.hub is None:
-            return 501, "events not configured\n"
+        if not self._configured():
+            return 501, self.not_configured
         return None
 
     async def _http(self, scope: Scope, send: Send) -> None:
@@ -67,9 +86,8 @@ class EventsFallback:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = self._refusal(scope)
-        hub = self._endpoint.hub
-        if refusal is not None or hub is None:
-            status, body = refusal or (501, "events not configured\n")
+        if refusal is not None:
+            status, body = refusal
             if "websocket.http.response" in scope.get("extensions", {}):
                 payload = body.encode()
                 start = {"type": "websocket.http.response.start", "status": status}
@@ -80,6 +98,22 @@ class EventsFallback:
             return
         if (await receive())["type"] != "websocket.connect":
             return
+        await self._serve(scope, receive, send)
+
+
+class EventsFallback(WebSocketFallback):
+    not_configured = "events not configured\n"
+
+    def __init__(self, app: Callable[..., Awaitable[None]], endpoint: EventsEndpoint) -> None:
+        super().__init__(app, endpoint.path, endpoint.authorize)
+        self._endpoint = endpoint
+
+    def _configured(self) -> bool:
+        return self._endpoint.hub is not None
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = self._endpoint.hub
+        assert hub is not None  # _configured said so
         request = parse_events_query(_query(scope))
         subscription = hub.register(request.channels, since=request.since, epoch=request.epoch)
         try:

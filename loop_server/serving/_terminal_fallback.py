@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from loop_server.serving._asgi_fallback import Receive, Scope, Send, _headers, _query
+from loop_server.serving._asgi_fallback import Receive, Scope, Send, WebSocketFallback
 from loop_server.serving._rfc6455 import CLOSE_MESSAGE_TOO_BIG
 from loop_server.serving._terminal_endpoint import TerminalEndpoint
 from loop_server.terminal import MAX_OUTPUT_FRAME, TerminalConnection, TerminalServices
@@ -22,52 +22,19 @@ from loop_server.terminal import MAX_OUTPUT_FRAME, TerminalConnection, TerminalS
 logger = logging.getLogger("loop_server.serving")
 
 
-class TerminalFallback:
+class TerminalFallback(WebSocketFallback):
+    not_configured = "terminal not configured\n"
+
     def __init__(self, app: Callable[..., Awaitable[None]], endpoint: TerminalEndpoint) -> None:
-        self._app = app
+        super().__init__(app, endpoint.path, endpoint.authorize)
         self._endpoint = endpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind in ("http", "websocket") and scope["path"] == self._endpoint.path:
-            if kind == "websocket":
-                await self._websocket(scope, receive, send)
-                return
-            if scope["method"] == "GET":
-                await self._http(scope, send)
-                return
-        await self._app(scope, receive, send)
+    def _configured(self) -> bool:
+        return self._endpoint.services is not None
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
-        headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
-        if not self._endpoint.authorize(headers, _query(scope)):
-            return 401, "unauthorized\n"
-        if self._endpoint.services is None:
-            return 501, "terminal not configured\n"
-        return None
-
-    async def _http(self, scope: Scope, send: Send) -> None:
-        status, body = self._refusal(scope) or (400, "Bad Request\n")
-        payload = body.encode()
-        start = {"type": "http.response.start", "status": status}
-        await send({**start, "headers": _headers(payload)})
-        await send({"type": "http.response.body", "body": payload})
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = self._refusal(scope)
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = self._endpoint.services
-        if refusal is not None or services is None:
-            status, body = refusal or (501, "terminal not configured\n")
-            if "websocket.http.response" in scope.get("extensions", {}):
-                payload = body.encode()
-                start = {"type": "websocket.http.response.start", "status": status}
-                await send({**start, "headers": _headers(payload)})
-                await send({"type": "websocket.http.response.body", "body": payload})
-            else:
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        if (await receive())["type"] != "websocket.connect":
-            return
+        assert services is not None  # _configured said so
         await send({"type": "websocket.accept"})
         socket = _AsgiTerminal(services, receive, send, self._endpoint.max_message_size)
         await self._endpoint.serve_socket(socket, b"", b"")
