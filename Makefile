@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench clean docker-env
+.PHONY: install run test lint bench clean docker-env binary binary-smoke
 
 install: $(STAMP)
 
@@ -26,6 +26,7 @@ docker-env:
 test: install docker-env
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory binary-smoke
 
 lint: install
 	$(BIN)/ruff check loop_server tests benchmarks
@@ -36,4 +37,34 @@ bench: install
 	$(BIN)/python benchmarks/history.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The standalone executable (SPEC A.1): PyInstaller, pinned, installed into build/ only (not
+# into the project's virtualenv), freezes the server with the dependencies of $(VENV).
+# Rebuilt when the package, the spec or the dependencies change; a lock keeps two builds in
+# one tree from writing build/ and dist/ at once.
+PYINSTALLER := pyinstaller==6.22.3 pyinstaller-hooks-contrib==2026.9
+PYINSTALLER_DIR := build/pyinstaller-tool
+PYINSTALLER_STAMP := $(PYINSTALLER_DIR)/.installed-stamp
+BINARY := dist/loop-server
+BINARY_SOURCES := $(shell find loop_server packaging -type f \( -name '*.py' -o -name '*.spec' \)) \
+	README.md
+
+binary: $(BINARY)
+
+$(PYINSTALLER_STAMP): Makefile
+	rm -rf $(PYINSTALLER_DIR)
+	$(BIN)/python -m pip install --quiet --no-compile --target $(PYINSTALLER_DIR) $(PYINSTALLER)
+	touch $@
+
+$(BINARY): $(STAMP) $(PYINSTALLER_STAMP) $(BINARY_SOURCES)
+	mkdir -p build
+	flock build/.binary.lock env PYTHONPATH=$(PYINSTALLER_DIR) $(BIN)/python -m PyInstaller \
+		--noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/loop-server.spec
+	touch $@
+
+# Starts the executable outside the virtualenv and checks what a user would (health, README,
+# events socket, SIGTERM → exit 0). `make test` runs it after the suite.
+binary-smoke: binary
+	LOOP_BINARY=$(abspath $(BINARY)) $(BIN)/python -m pytest -q tests/hardening/test_binary.py
