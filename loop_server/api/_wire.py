@@ -1,7 +1,6 @@
 """Upstream's wire conventions (SPEC §1.5), free of any web framework.
 
-* JSON bodies are compact, end with a newline, and escape ``<``, ``>``, ``&``, U+2028 and U+2029
-  the way Go's ``encoding/json`` does.
+* JSON bodies are Go-encoded (``loop_server.gojson``), re-exported here as ``go_json``.
 * Request bodies are decoded like Go's ``json.Decoder.Decode`` into a struct: only the first JSON
   value is read, unknown fields are ignored, keys match case-insensitively, ``null`` leaves a
   field unset, and a value of the wrong type is an error.
@@ -10,38 +9,20 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from loop_server.gojson import go_json
 
 FieldKind = Literal["str", "int", "bool", "str_list"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_GO_ESCAPES = re.compile(r"\\\\|\\b|\\f|[<>&\u2028\u2029]")
-_GO_REPLACEMENTS = {
-    "\\b": "\\u0008",
-    "\\f": "\\u000c",
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
 
 class BodyError(ValueError):
     """The body is not decodable into the route's request struct."""
-
-
-def go_json(value: Any) -> bytes:
-    """Encode like Go's ``json.NewEncoder(w).Encode(value)``."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    # Scanning left to right, an escaped backslash pair is consumed whole, so "\\b" (a literal
-    # backslash then b) is never mistaken for the \b escape.
-    text = _GO_ESCAPES.sub(lambda m: _GO_REPLACEMENTS.get(m.group(0), m.group(0)), text)
-    return (text + "\n").encode("utf-8")
 
 
 def decode_body(raw: bytes, schema: Mapping[str, FieldKind]) -> dict[str, Any]:
@@ -86,3 +67,6 @@ def _check(name: str, kind: FieldKind, item: Any) -> Any:
     if kind == "str_list" and isinstance(item, list) and all(isinstance(i, str) for i in item):
         return item
     raise BodyError(f"field {name}: wrong type {type(item).__name__}")
+
+
+__all__ = ["BodyError", "FieldKind", "decode_body", "go_json"]

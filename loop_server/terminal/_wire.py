@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import binascii
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from loop_server.gojson import go_json
 
 MAX_CMD_ARGS = 64
 
@@ -114,18 +115,6 @@ def check_cmd(cmd: tuple[str, ...]) -> str | None:
     return None
 
 
-_GO_ESCAPES = re.compile(r"\\\\|\\b|\\f|[<>&\u2028\u2029]")
-_GO_REPLACEMENTS = {
-    "\\b": "\\u0008",
-    "\\f": "\\u000c",
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
-
-
 def encode_status(
     message_type: str, *, session_id: str = "", message: str = "", error_code: str = ""
 ) -> bytes:
@@ -137,10 +126,7 @@ def encode_status(
         fields["message"] = message
     if error_code:
         fields["error_code"] = error_code
-    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    # An escaped backslash pair is consumed whole, so "\\b" is never taken for the \b escape.
-    text = _GO_ESCAPES.sub(lambda m: _GO_REPLACEMENTS.get(m.group(0), m.group(0)), text)
-    return (text + "\n").encode("utf-8")
+    return go_json(fields)
 
 
 def encode_error(message: str, error_code: str) -> bytes:
