@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def create_quart_app(deps: ApiDeps) -> QuartTrio:
-    app = QuartTrio("loop_server")
+    # No static files: every path the app serves is an API route (and documented).
+    app = QuartTrio("loop_server", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
     # Quart would otherwise answer OPTIONS itself; the gateway owns preflights.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
