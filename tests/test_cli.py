@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import trio
+
+from tests.hardening._process import CLI, serve_args, serve_process, server_env
 
 LOOP_SERVER = [sys.executable, "-m", "loop_server"]
 
@@ -78,30 +79,15 @@ async def test_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
 
 async def test_serves_until_sigterm(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    process = await trio.lowlevel.open_process(
-        [*LOOP_SERVER, "serve", "--addr", "127.0.0.1:0", "--data-dir", str(data_dir)],
-        env=_env(tmp_path),
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    assert process.stderr is not None
-    try:
+    async with serve_process(
+        [*CLI, *serve_args(data_dir)], server_env(tmp_path), startup_timeout=20
+    ) as server:
         with trio.fail_after(20):
-            log = b""
-            while (match := re.search(rb"api server started addr=(\S+)", log)) is None:
-                chunk = await process.stderr.receive_some(4096)
-                assert chunk, log
-                log += chunk
-            url = match.group(1).decode()
-            async with httpx.AsyncClient(base_url=url) as http:
+            async with httpx.AsyncClient(base_url=server.url) as http:
                 health = await http.get("/api/health")
                 posted = await http.post("/api/messages", json={"channel_id": "c", "content": "x"})
             assert health.json()["status"] == "ok"
             assert posted.status_code == 204
-            process.send_signal(signal.SIGTERM)
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+            server.send_signal(signal.SIGTERM)
+            assert await server.wait() == 0
     assert (data_dir / "loop.db").exists()
