@@ -77,3 +77,21 @@ def json_object(properties: Mapping[str, Any], *, optional: tuple[str, ...] = ()
         "properties": dict(properties),
         "required": [name for name in properties if name not in optional],
     }
+
+
+#: The query of every cursor-paged listing (``_params.page_params`` reads it).
+PAGE_QUERY: Mapping[str, Literal["string", "integer"]] = {"limit": "integer", "cursor": "integer"}
+
+
+def page_reply(key: str, item: Mapping[str, Any], description: str) -> Reply:
+    """A page of ``item`` under ``key`` with upstream's ``next_cursor`` (null on the last page)."""
+    return Reply(
+        "json",
+        description,
+        json_object(
+            {
+                key: {"type": "array", "items": item},
+                "next_cursor": {"type": "integer", "nullable": True},
+            }
+        ),
+    )

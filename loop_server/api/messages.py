@@ -7,7 +7,16 @@ from quart import Quart, Response, request
 from loop_server.api import _routes as routes
 from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
-from loop_server.api._routes import BOOLEAN, INTEGER, STRING, Reply, Route, json_object, route
+from loop_server.api._routes import (
+    BOOLEAN,
+    INTEGER,
+    PAGE_QUERY,
+    STRING,
+    Route,
+    json_object,
+    page_reply,
+    route,
+)
 from loop_server.api.deps import ApiDeps
 from loop_server.store.models import Message
 from loop_server.timefmt import rfc3339
@@ -43,18 +52,9 @@ HISTORY = Route(
     "GET",
     "/api/channels/<channel_id>/messages",
     "Message history, newest first",
-    query={"limit": "integer", "cursor": "integer"},
+    query=PAGE_QUERY,
     replies={
-        200: Reply(
-            "json",
-            "a page of messages",
-            json_object(
-                {
-                    "messages": {"type": "array", "items": MESSAGE},
-                    "next_cursor": {"type": "integer", "nullable": True},
-                }
-            ),
-        ),
+        200: page_reply("messages", MESSAGE, "a page of messages"),
         400: routes.BAD_REQUEST,
         501: routes.NOT_CONFIGURED,
     },

@@ -9,7 +9,17 @@ from quart import Quart, Response, request
 from loop_server.api import _routes as routes
 from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, read_body
-from loop_server.api._routes import BOOLEAN, INTEGER, STRING, Reply, Route, json_object, route
+from loop_server.api._routes import (
+    BOOLEAN,
+    INTEGER,
+    PAGE_QUERY,
+    STRING,
+    Reply,
+    Route,
+    json_object,
+    page_reply,
+    route,
+)
 from loop_server.api.deps import ApiDeps
 from loop_server.protocols import TaskEdit
 from loop_server.scheduling import ScheduleError
@@ -107,18 +117,9 @@ RUNS = Route(
     "GET",
     "/api/tasks/<task_id>/runs",
     "Run history of a task, newest first",
-    query={"limit": "integer", "cursor": "integer"},
+    query=PAGE_QUERY,
     replies={
-        200: Reply(
-            "json",
-            "a page of runs",
-            json_object(
-                {
-                    "runs": {"type": "array", "items": RUN},
-                    "next_cursor": {"type": "integer", "nullable": True},
-                }
-            ),
-        ),
+        200: page_reply("runs", RUN, "a page of runs"),
         400: BAD_ID,
         404: routes.text("task not found"),
     },
