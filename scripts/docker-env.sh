@@ -25,7 +25,9 @@
 #   LOOP_DOCKER_EXEC_ROOT          default /run/loop-test-docker
 #   LOOP_DOCKER_LOG                default /tmp/loop-dockerd.log
 #   LOOP_DOCKER_STORAGE_DRIVER     force overlay2 / vfs (default: probed, remembered)
-#   LOOP_DOCKER_START_TIMEOUT      seconds to wait for dockerd (default 60)
+#   LOOP_DOCKER_START_TIMEOUT      seconds to wait for dockerd (default 300: an engine whose
+#                                  data-root outlived its processes first removes every stale
+#                                  network sandbox, ~0.1 s each, before it answers)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,7 +39,7 @@ LOG=${LOOP_DOCKER_LOG:-/tmp/loop-dockerd.log}
 APT_LOG=/tmp/loop-docker-apt.log
 PIDFILE=$STATE_DIR/dockerd.pid
 DRIVER_FILE=$STATE_DIR/storage-driver
-START_TIMEOUT=${LOOP_DOCKER_START_TIMEOUT:-60}
+START_TIMEOUT=${LOOP_DOCKER_START_TIMEOUT:-300}
 REQUIRE=${LOOP_REQUIRE_DOCKER:-0}
 export DEBIAN_FRONTEND=noninteractive
 
@@ -239,8 +241,21 @@ start_dockerd() {
     pid=$!
     wait_for_engine "$pid" # (tini's pid, if any: it lives exactly as long as dockerd)
     echo "$driver" >"$DRIVER_FILE"
+    remove_leftover_containers
     STARTED_PID=$(cat "$PIDFILE" 2>/dev/null || echo "$pid")
     STARTED_DRIVER=$driver
+}
+
+# Containers this engine holds from before it started (a data-root that outlived a machine's
+# processes: a killed session, a snapshot) are dead weight, and each one's network sandbox
+# slows the next start. The engine is ours alone (its own data-root), so they all go.
+remove_leftover_containers() {
+    local ids
+    ids=$(timeout 60 docker ps -aq 2>/dev/null || true)
+    [ -z "$ids" ] && return 0
+    say "removing $(echo "$ids" | wc -l) container(s) left over from an earlier start"
+    # shellcheck disable=SC2086
+    timeout 300 docker rm -f $ids >/dev/null 2>&1 || say "some left-over containers could not be removed"
 }
 
 stop_our_dockerd() {
