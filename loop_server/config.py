@@ -168,6 +168,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_float,
         "seconds shutdown waits for in-flight work",
     ),
+    Setting(
+        "http_write_timeout",
+        None,
+        "LOOP_HTTP_WRITE_TIMEOUT",
+        "http_write_timeout_sec",
+        _positive_float,
+        "seconds an HTTP response may wait on a client that reads nothing before it is closed",
+    ),
 )
 
 
@@ -193,6 +201,7 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     max_ws_message_bytes: int = 1024 * 1024
     graceful_timeout: float = 10.0
+    http_write_timeout: float = 60.0
     # Settings only the config file carries (upstream's names), kept for later collaborators.
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -222,6 +222,7 @@ async def run_server(
                         handle.services["events_endpoint"],
                         terminal=handle.services["terminal_endpoint"],
                         shutdown_trigger=handle._stop.wait,
+                        write_timeout=config.http_write_timeout,
                     )
                 )
                 log.info("api server started addr=%s version=%s", handle.url, __version__)

@@ -3,17 +3,22 @@
 hypercorn's ``TCPServer`` takes the stream as it is: it probes ``do_handshake`` (absent here, so
 it treats the connection as plain TCP), reads ``socket`` for the addresses, then calls
 ``receive_some``, ``send_all``, ``send_eof`` and ``aclose``. Those are all this wrapper has.
+Its writes go through the listener's ``WriteGuard`` (a stall timeout, and a cut at the end of
+the graceful shutdown), since hypercorn shields them from every cancellation of its own.
 """
 
 from __future__ import annotations
 
 import trio
 
+from loop_server.serving._write_guard import WriteGuard
+
 
 class PrefixedStream(trio.abc.HalfCloseableStream):
-    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+    def __init__(self, stream: trio.SocketStream, prefix: bytes, writes: WriteGuard) -> None:
         self._stream = stream
         self._prefix = prefix
+        self._writes = writes
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -30,7 +35,7 @@ class PrefixedStream(trio.abc.HalfCloseableStream):
         return await self._stream.receive_some(max_bytes)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
+        await self._writes.send_all(self._stream, data)
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()

@@ -40,6 +40,7 @@ from loop_server.serving._request_head import (
 )
 from loop_server.serving._terminal_endpoint import TerminalEndpoint, serve_terminal_request
 from loop_server.serving._terminal_fallback import TerminalFallback
+from loop_server.serving._write_guard import WriteGuard, cut_writes_at
 
 logger = logging.getLogger("loop_server.serving")
 
@@ -54,6 +55,7 @@ async def serve(
     *,
     terminal: TerminalEndpoint | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]],
+    write_timeout: float | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``asgi_app`` with hypercorn, and ``events.path`` (and ``terminal.path`` when
@@ -62,7 +64,9 @@ async def serve(
 
     ``task_status.started()`` reports the bound addresses once listening. On shutdown: stop
     accepting, close event and terminal sockets with 1001, let hypercorn finish requests in
-    flight within ``hyper_config.graceful_timeout``, then run the ASGI lifespan shutdown.
+    flight within ``hyper_config.graceful_timeout`` (then cut the writes still stuck on clients
+    that do not read), then run the ASGI lifespan shutdown. An HTTP write that makes no
+    progress for ``write_timeout`` seconds closes its connection.
     """
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
@@ -75,6 +79,7 @@ async def serve(
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, hyper_config, lifespan_state)
     context = WorkerContext(hyper_config.max_requests)
+    writes = WriteGuard(write_timeout)
 
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -96,6 +101,7 @@ async def serve(
                 ConnectionState(lifespan_state.copy()),
                 events,
                 terminal,
+                writes,
             )
             task_status.started(binds)
             try:
@@ -123,9 +129,11 @@ async def serve(
                         events.hub.close_all()
                     if terminal is not None:
                         terminal.close_all()
-                server_nursery.cancel_scope.deadline = (
-                    trio.current_time() + hyper_config.graceful_timeout
-                )
+                deadline = trio.current_time() + hyper_config.graceful_timeout
+                server_nursery.cancel_scope.deadline = deadline
+                # hypercorn's writes ignore that deadline (they are shielded); this ends them.
+                # (Not in server_nursery: it would keep that nursery open until the deadline.)
+                lifespan_nursery.start_soon(cut_writes_at, writes, deadline)
 
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
@@ -142,8 +150,10 @@ class _Router:
         state: ConnectionState,
         events: EventsEndpoint,
         terminal: TerminalEndpoint | None,
+        writes: WriteGuard,
     ) -> None:
         self._app = app
+        self._writes = writes
         self._config = config
         self._context = context
         self._state = state
@@ -182,7 +192,7 @@ class _Router:
                 buffer += data
         if verdict is Sniff.OTHER:
             # TCPServer is annotated for SSL streams but handles plain ones (see PrefixedStream).
-            prefixed: Any = PrefixedStream(stream, bytes(buffer))
+            prefixed: Any = PrefixedStream(stream, bytes(buffer), self._writes)
             server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
             await server.run()
         elif end >= 0:

@@ -199,14 +199,17 @@ async def _hanging_task(http: httpx.AsyncClient) -> tuple[str, int]:
 # -- HTTP connections at shutdown (in-process, no Docker) ------------------------------------
 
 
-async def _start(nursery: trio.Nursery, tmp_path: Path, graceful: float) -> tuple[Any, trio.Event]:
+async def _start(
+    nursery: trio.Nursery, tmp_path: Path, graceful: float, **overrides: object
+) -> tuple[Any, trio.Event]:
     """A server and an event set once ``run_server`` has returned."""
     finished = trio.Event()
 
     async def run(task_status: trio.TaskStatus[ServerHandle]) -> None:
         try:
             await run_server(
-                make_config(tmp_path, graceful_timeout=graceful), task_status=task_status
+                make_config(tmp_path, graceful_timeout=graceful, **overrides),
+                task_status=task_status,
             )
         finally:
             finished.set()
@@ -235,39 +238,116 @@ async def test_idle_keep_alive_connection_does_not_hold_shutdown(
                 await finished.wait()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving/: a client that stops reading a response holds shutdown past the "
-    "graceful timeout (hypercorn shields its socket writes); see docs/operations.md",
-)
+async def _post_big_history(server: Any, channel_id: str, messages: int = 16) -> None:
+    """By default, enough history that one page (limit 200) is larger than both socket buffers
+    together."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        for _ in range(messages):
+            posted = await http.post(
+                "/api/messages", json={"channel_id": channel_id, "content": "x" * 600_000}
+            )
+            assert posted.status_code == 204
+
+
+async def _request_page_and_stall(port: int, channel_id: str) -> tuple[trio.SocketStream, bytes]:
+    """Ask for a big page on a socket with a tiny receive buffer, read its first bytes (which
+    are returned with the stream), then read no more."""
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SocketStream(sock)
+    await stream.send_all(
+        f"GET /api/channels/{channel_id}/messages?limit=200 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    first = await stream.receive_some(1024)
+    assert first  # the answer has started; now it stalls
+    return stream, first
+
+
 async def test_client_that_stops_reading_does_not_hold_shutdown(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
+    """hypercorn shields its socket writes from cancellation; the listener's write guard cuts
+    them at the graceful deadline (serving/_write_guard.py)."""
     graceful = 1.0
     server, finished = await _start(nursery, tmp_path, graceful=graceful)
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        for _ in range(16):  # a history page larger than both socket buffers together
-            posted = await http.post(
-                "/api/messages", json={"channel_id": "big", "content": "x" * 600_000}
-            )
-            assert posted.status_code == 204
-    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    await sock.connect(("127.0.0.1", server.port))
-    stream = trio.SocketStream(sock)
+    await _post_big_history(server, "big")
+    stream, _ = await _request_page_and_stall(server.port, "big")
     async with stream:
-        await stream.send_all(
-            b"GET /api/channels/big/messages?limit=200 HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        assert await stream.receive_some(1024)  # the answer has started; now it stalls
+        t0 = trio.current_time()
         server.shutdown()
         with trio.move_on_after(graceful + 2):
             await finished.wait()
+        took = trio.current_time() - t0
         in_time = finished.is_set()
-    # Closing the client lets the server finish either way.
+        # The server gave up on the response: the client, reading now, finds it cut short.
+        received = 0
+        with trio.fail_after(10):
+            while data := await _receive_or_empty(stream):
+                received += len(data)
     with trio.fail_after(10):
         await finished.wait()
-    assert in_time, "shutdown waited for a client that does not read"
+    assert in_time, f"shutdown waited {took:.1f} s for a client that does not read"
+    assert received < 16 * 600_000
+
+
+async def _receive_or_empty(stream: trio.SocketStream) -> bytes:
+    try:
+        return await stream.receive_some(65536)
+    except trio.BrokenResourceError:  # reset by the server
+        return b""
+
+
+async def test_client_that_stops_reading_is_closed_after_the_write_timeout(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """A response stuck on a client that reads nothing for ``http_write_timeout`` is dropped,
+    and the server goes on answering everyone else."""
+    server, _ = await _start(nursery, tmp_path, graceful=5, http_write_timeout=1.0)
+    await _post_big_history(server, "big")
+    stream, _ = await _request_page_and_stall(server.port, "big")
+    async with stream:
+        await trio.sleep(2.5)  # the client really does read nothing for longer than the timeout
+        received = 0
+        with trio.fail_after(10):
+            while data := await _receive_or_empty(stream):
+                received += len(data)
+        assert received < 16 * 600_000, "the whole response was sent to a client that stalled"
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/api/health")).status_code == 200
+
+
+async def test_client_that_reads_slowly_gets_the_whole_response(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """The write timeout measures progress, not the length of a response: a client that keeps
+    reading, if slowly, is not cut off even when the whole answer takes longer than it."""
+    server, _ = await _start(nursery, tmp_path, graceful=5, http_write_timeout=0.5)
+    await _post_big_history(server, "big", messages=3)
+    stream, buffered = await _request_page_and_stall(server.port, "big")
+    async with stream:
+        t0 = trio.current_time()
+        with trio.fail_after(60):
+            while b"\r\n\r\n" not in buffered:
+                data = await stream.receive_some(65536)
+                assert data, "the server closed the connection before the response's head"
+                buffered += data
+            raw_head, _, rest = buffered.partition(b"\r\n\r\n")
+            lengths = [
+                int(line.partition(b":")[2])
+                for line in raw_head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            assert lengths, raw_head
+            body_length, received = lengths[0], len(rest)
+            while received < body_length:
+                await trio.sleep(0.02)  # a slow reader: a few KiB every 0.02 s
+                data = await stream.receive_some(256 * 1024)
+                assert data, "the server closed a connection that was being read"
+                received += len(data)
+        took = trio.current_time() - t0
+    assert received == body_length
+    assert took > 0.5, "the response did not outlast the write timeout; the test proves nothing"
 
 
 @pytest.mark.parametrize("again", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
