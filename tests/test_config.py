@@ -50,6 +50,43 @@ def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
     assert config.extra == {"templates": [{"name": "x"}]}
 
 
+def test_agent_container_settings(tmp_path: Path) -> None:
+    """SPEC A.5 step 5: the container settings are read from the file and the environment."""
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "container_network": "from-file",
+                "container_memory_mb": 512,
+                "container_cpus": 1.5,
+                "container_timeout_sec": 90,
+                "claude_model": "opus",
+                "anthropic_api_key": "sk-file",
+                "claude_code_oauth_token": "oauth-file",
+                "max_concurrent_runs": 2,
+            }
+        )
+    )
+    from_file = load_config({}, {"LOOP_DATA_DIR": str(tmp_path)})
+    assert (from_file.container_network, from_file.container_memory_mb) == ("from-file", 512)
+    assert (from_file.container_cpus, from_file.container_timeout) == (1.5, 90.0)
+    assert (from_file.claude_model, from_file.max_concurrent_runs) == ("opus", 2)
+    assert (from_file.anthropic_api_key, from_file.claude_code_oauth_token) == (
+        "sk-file",
+        "oauth-file",
+    )
+    assert from_file.extra == {}
+    env = {
+        "LOOP_DATA_DIR": str(tmp_path),
+        "LOOP_CONTAINER_NETWORK": "none",
+        "LOOP_CONTAINER_TIMEOUT": "5",
+        "ANTHROPIC_API_KEY": "sk-env",
+    }
+    from_env = load_config({}, env)
+    assert (from_env.container_network, from_env.container_timeout) == ("none", 5.0)
+    assert from_env.anthropic_api_key == "sk-env"
+    assert from_env.container_memory_mb == 512  # the file still supplies the rest
+
+
 def test_explicit_config_file(tmp_path: Path) -> None:
     other = tmp_path / "elsewhere.json"
     other.write_text(json.dumps({"api_token": "t0k"}))
@@ -71,6 +108,9 @@ def test_explicit_config_file(tmp_path: Path) -> None:
         ({"poll_interval": "soon"}, {}, "--poll-interval"),
         ({}, {"LOOP_PLATFORM": "discord"}, 'LOOP_PLATFORM: "discord" is not supported'),
         ({}, {"LOOP_MAX_BODY_BYTES": "-1"}, "LOOP_MAX_BODY_BYTES"),
+        ({}, {"LOOP_CONTAINER_MEMORY_MB": "-1"}, "LOOP_CONTAINER_MEMORY_MB: must not be"),
+        ({}, {"LOOP_CONTAINER_TIMEOUT": "0"}, "LOOP_CONTAINER_TIMEOUT: must be greater"),
+        ({}, {"LOOP_MAX_CONCURRENT_RUNS": "0"}, "LOOP_MAX_CONCURRENT_RUNS"),
     ],
 )
 def test_invalid_settings_are_refused(
