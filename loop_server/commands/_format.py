@@ -1,13 +1,14 @@
 """The texts of the task and template replies (SPEC A.6), from values: pure, no I/O.
 
-Times are shown in UTC, labelled ``UTC``: upstream shows the host's local time, but a server's
-zone says nothing about its users, and every other time this server shows is UTC.
+Times are shown in the server's local time with its zone's abbreviation (``2026-03-01 18:30
+CET``), as SPEC A.6 and upstream's ``Local().Format("2006-01-02 15:04 MST")`` do; a server
+running in UTC (the usual case for a daemon) shows ``... UTC``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from loop_server.commands._config import TaskTemplate
 from loop_server.store.models import Task
@@ -34,8 +35,9 @@ def go_duration(delta: timedelta) -> str:
     return "-" + text if micros < 0 else text
 
 
-def utc_minute(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def local_minute(moment: datetime) -> str:
+    # astimezone() without a zone: the process's local zone (TZ, read by time.tzset()).
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def prompt_preview(prompt: str) -> str:
@@ -52,7 +54,7 @@ def _status(task: Task) -> str:
 
 
 def task_line(task: Task, now: datetime) -> str:
-    schedule = utc_minute(task.next_run_at) if task.type == "once" else f"`{task.schedule}`"
+    schedule = local_minute(task.next_run_at) if task.type == "once" else f"`{task.schedule}`"
     line = (
         f"- **ID {task.id}** [{task.type}] [{_status(task)}] {schedule}"
         f" — {prompt_preview(task.prompt)} (next: {go_duration(task.next_run_at - now)})"
@@ -77,7 +79,7 @@ def task_detail(task: Task, now: datetime) -> str:
         f"Type: {task.type}",
         f"Schedule: `{task.schedule}`",
         f"Status: {_status(task)}",
-        f"Next run: {utc_minute(task.next_run_at)} ({when})",
+        f"Next run: {local_minute(task.next_run_at)} ({when})",
     ]
     if task.template_name:
         lines.append(f"Template: {task.template_name}")

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +130,27 @@ def build_handler(
         templates=config.templates,
         permissions=config.permissions,
     )
+
+
+@pytest.fixture(autouse=True)
+def local_zone() -> Iterator[Callable[[str], None]]:
+    """Replies show times in the server's local zone (SPEC A.6): every test here runs in UTC
+    unless it calls ``local_zone(TZ)`` (a POSIX ``TZ`` value); the zone is restored after."""
+    saved = os.environ.get("TZ")
+
+    def use(zone: str) -> None:
+        os.environ["TZ"] = zone
+        time.tzset()
+
+    use("UTC")
+    try:
+        yield use
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -246,6 +246,31 @@ async def test_commands_over_http(
     assert await command("status") == "Loop bot is running."
     assert await command(f"cancel {task_id}") == f"Task {task_id} cancelled."
     assert (await client.get(f"/api/tasks/{task_id}")).status_code == 404
+
+
+async def test_once_task_times_are_the_servers_local_time(
+    server: ServerHandle,
+    client: httpx.AsyncClient,
+    channel_id: str,
+    events: WebSocketConnection,
+    local_zone: Callable[[str], None],
+) -> None:
+    """SPEC A.6: a once-task shows "the local time `YYYY-MM-DD HH:MM TZ`" — the server's zone,
+    here New York's winter time (a POSIX TZ, so no zone database is needed)."""
+    local_zone("EST+5")
+
+    async def command(text: str) -> str:
+        assert (await post(client, {"channel_id": channel_id, "command": text})).status_code == 204
+        return str((await next_bot_message(events))["data"]["content"])
+
+    reply = await command("schedule type=once schedule=2030-01-02T03:04:05Z prompt='ship it'")
+    task_id = int(reply.removeprefix("Task scheduled (ID: ").removesuffix(")."))
+    listing = await command("tasks")
+    assert listing.startswith(
+        f"Scheduled tasks:\n- **ID {task_id}** [once] [enabled] 2030-01-01 22:04 EST — ship it"
+        " (next: "
+    )
+    assert "\nNext run: 2030-01-01 22:04 EST (in " in await command(f"task {task_id}")
 
 
 class FailureLogged(logging.Handler):

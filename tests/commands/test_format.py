@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -81,7 +82,7 @@ def test_task_line_for_cron_and_interval() -> None:
     )
 
 
-def test_task_line_for_once_shows_utc_minute() -> None:
+def test_task_line_for_once_shows_the_local_minute() -> None:
     once = make_task(
         type="once",
         schedule="2026-03-02T08:30:59+02:00",
@@ -90,6 +91,34 @@ def test_task_line_for_once_shows_utc_minute() -> None:
     assert task_line(once, NOW) == (
         "- **ID 4** [once] [enabled] 2026-03-02 06:30 UTC — check the build (next: 18h30m59s)"
     )
+
+
+@pytest.mark.parametrize(
+    ("zone", "when", "shown"),
+    [
+        ("EST+5", datetime(2026, 3, 2, 6, 30, 59, tzinfo=UTC), "2026-03-02 01:30 EST"),
+        # Daylight saving time: the abbreviation and offset of that instant.
+        (
+            "CET-1CEST,M3.5.0,M10.5.0/3",
+            datetime(2026, 7, 1, 6, 30, tzinfo=UTC),
+            "2026-07-01 08:30 CEST",
+        ),
+        (
+            "CET-1CEST,M3.5.0,M10.5.0/3",
+            datetime(2026, 3, 2, 6, 30, tzinfo=UTC),
+            "2026-03-02 07:30 CET",
+        ),
+    ],
+)
+def test_times_are_the_servers_local_time_with_its_zone(
+    local_zone: Callable[[str], None], zone: str, when: datetime, shown: str
+) -> None:
+    """SPEC A.6: a once-task's SCHEDULE is "the local time `YYYY-MM-DD HH:MM TZ`" (upstream's
+    ``Local().Format("2006-01-02 15:04 MST")``); ``task N`` shows its next run the same way."""
+    local_zone(zone)
+    once = make_task(type="once", schedule=when.isoformat(), next_run_at=when)
+    assert f"[once] [enabled] {shown} — check the build" in task_line(once, NOW)
+    assert f"\nNext run: {shown} (in " in task_detail(once, NOW)
 
 
 def test_task_line_auto_delete_and_long_prompt() -> None:
