@@ -5,6 +5,7 @@ Keeping the event here means no caller can forget it, and the SQL code stays fre
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from loop_server.clock import Clock
@@ -14,6 +15,11 @@ from loop_server.store import MessageRepository
 from loop_server.store.models import Message, NewMessage
 
 BOT_MENTION = "@LoopBot"
+COMMAND_PREFIX = "!loop"
+# Whole words only, any case: "@loopbot," is a mention; "@LoopBotter" and "me@loopbot.dev"
+# are not.
+_MENTION = re.compile(r"(?<!\w)" + re.escape(BOT_MENTION) + r"(?!\w)", re.IGNORECASE)
+_PREFIX = re.compile(re.escape(COMMAND_PREFIX) + r"(?!\w)", re.IGNORECASE)
 
 
 def new_msg_id() -> str:
@@ -22,12 +28,22 @@ def new_msg_id() -> str:
 
 
 def strip_bot_mention(content: str) -> str:
-    """Drop a leading ``@LoopBot`` mention (threads created over the API carry one)."""
-    stripped = content.lstrip()
-    if stripped.startswith(BOT_MENTION):
-        rest = stripped[len(BOT_MENTION) :]
-        if rest == "" or rest[0].isspace():
-            return rest.strip()
+    """The message without its trigger (SPEC §11, upstream's local bot): the first
+    ``@LoopBot`` mention wherever it is, then a leading ``!loop`` command prefix, each any case.
+    Where something was removed the text is trimmed, and the spaces around a mention inside
+    the text become one (none before punctuation). Other white space is kept: upstream
+    collapses every double space, which mangles pasted code. Threads created over the API
+    carry a leading mention."""
+    mention = _MENTION.search(content)
+    if mention is not None:
+        before, after = content[: mention.start()].rstrip(" \t"), content[mention.end() :]
+        after = after.lstrip(" \t") if before else after.lstrip(" \t,:")  # "@LoopBot: go"
+        spaced = before and after and not before[-1].isspace() and not after[0].isspace()
+        joint = " " if spaced and after[0] not in ",.;:!?)" else ""
+        content = (before + joint + after).strip()
+    prefix = _PREFIX.match(content.lstrip())
+    if prefix is not None:
+        content = content.lstrip()[prefix.end() :].strip()
     return content
 
 
