@@ -67,7 +67,12 @@ class AgentRunner:
         if "\x00" in request.work_dir or not os.path.isabs(request.work_dir):
             # Never create (or mount) a directory relative to wherever the server runs.
             raise AgentError(f"work dir {request.work_dir!r} is not an absolute path")
-        await trio.to_thread.run_sync(prepare_work_dir, request.work_dir, request.channel_id)
+        try:
+            await trio.to_thread.run_sync(prepare_work_dir, request.work_dir, request.channel_id)
+        except OSError as err:  # e.g. the channel's dir_path names a file, or is not writable
+            raise AgentError(
+                f"preparing work dir {request.work_dir}: {err.strerror or err}"
+            ) from err
         try:
             client = await self._engine.client()
         except EngineError as err:

@@ -185,6 +185,24 @@ async def test_no_docker_engine(nursery: trio.Nursery, agents_factory, tmp_path)
     assert history[1].content.startswith("⚠️ Agent run failed: docker engine not reachable")
 
 
+async def test_unusable_work_dir(agents: Agents, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A channel whose dir_path is a file: a clear error, not an internal one."""
+    from loop_server.store.models import ChannelUpsert
+
+    channel, blocker = new_channel(), tmp_path / "a-file"
+    blocker.write_text("")
+    await agents.store.channels.upsert(
+        ChannelUpsert(channel_id=channel, name=channel, dir_path=str(blocker), platform="local"),
+        SystemClock().now(),
+    )
+    await agents.orchestrator.handle_incoming_message(channel, "u", "hello")
+    await agents.recorder.wait_for(channel, "error")
+    [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
+    assert status["error"] == f"preparing work dir {blocker}: Not a directory"
+    history = await agents.history(channel)
+    assert [m.content for m in history] == ["hello", f"⚠️ Agent run failed: {status['error']}"]
+
+
 async def _running_container(
     agents: Agents, client: docker.DockerClient, channel: str
 ) -> docker.models.containers.Container:
