@@ -10,12 +10,15 @@ on ``/api/ws`` events.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import httpx
 import pytest
 import trio
@@ -28,6 +31,21 @@ from tests.events.events_helpers import connect_ws
 from tests.hardening._process import CLI, serve_args, serve_process, server_env
 
 __all__ = ["docker_client", "loop_test_image"]
+
+
+def _containers(client: docker.DockerClient, channels: list[str]) -> list[Any]:
+    found = client.containers.list(all=True, filters={"label": CHANNEL_LABEL})
+    return [c for c in found if c.labels.get(CHANNEL_LABEL) in channels]
+
+
+@contextlib.contextmanager
+def _removed_afterwards(client: docker.DockerClient, channels: list[str]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for container in _containers(client, channels):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
 
 
 async def _status(ws: WebSocketConnection, channel_id: str, status: str) -> dict[str, Any]:
@@ -78,7 +96,8 @@ async def test_container_settings_come_from_config_file_and_environment(
         tmp_path, LOOP_CONTAINER_NETWORK="none", CLAUDE_CODE_OAUTH_TOKEN="oauth-from-env"
     )
     hang, echo = "cfg-hang-" + secrets.token_hex(4), "cfg-echo-" + secrets.token_hex(4)
-    with trio.fail_after(90):
+    # The server is killed at the end: whatever happened, remove its containers here.
+    with _removed_afterwards(docker_client, [hang, echo]), trio.fail_after(90):
         async with (
             serve_process([*CLI, *serve_args(data_dir)], env) as server,
             httpx.AsyncClient(base_url=server.url, timeout=30) as http,
@@ -107,5 +126,5 @@ async def test_container_settings_come_from_config_file_and_environment(
             await _status(ws, echo, "completed")
             history = (await http.get(f"/api/channels/{echo}/messages")).json()["messages"]
             assert "--model stub-model-from-file --print" in history[0]["content"]
-    leftover = docker_client.containers.list(all=True, filters={"label": CHANNEL_LABEL})
-    assert [c for c in leftover if c.labels.get(CHANNEL_LABEL) in (hang, echo)] == []
+            # Both runs have ended, so the server has removed their containers itself.
+            assert _containers(docker_client, [hang, echo]) == []
