@@ -158,6 +158,26 @@ async def test_channel_lookup_errors_are_ignored(
             )
 
 
+async def test_a_new_shell_container_gets_the_work_dir_an_agent_run_would(
+    start_terminal_server: StartTerminalServer, new_channel: NewChannel, loop_dir: Path
+) -> None:
+    # SPEC §5.6: the shell container is made like an agent run's, which prepares the work dir
+    # first: made by us, not by Docker (as root), with the MCP config file that the typed
+    # `claude --mcp-config ...` names (Claude refuses a missing one).
+    server = await start_terminal_server()
+    channel_id = new_channel()
+    work = loop_dir / channel_id / "work"
+    with trio.fail_after(DEADLINE):
+        async with open_terminal(server.port) as term:
+            await term.create(
+                channel_id=channel_id, cmd=["cat", f"{work}/.loop/mcp-{channel_id}.json"]
+            )
+            await term.expect("closed")  # the output before it is collected
+            assert b'{"mcpServers": {}}' in term.output
+    assert work.stat().st_uid == os.getuid()
+    assert json.loads((work / ".loop" / f"mcp-{channel_id}.json").read_text()) == {"mcpServers": {}}
+
+
 async def test_a_second_viewer_gets_the_history_then_the_same_live_output(
     start_terminal_server: StartTerminalServer, shell_container: Container
 ) -> None:
