@@ -364,6 +364,26 @@ async def test_every_error_code(
             assert (await term.error("session_failed")).startswith("resizing exec: ")
 
 
+async def test_a_nul_in_cmd_is_refused_before_any_container_or_session(
+    start_terminal_server: StartTerminalServer,
+    manager: SessionManager,
+    new_channel: NewChannel,
+    docker_client: docker.DockerClient,
+    shell_container: Container,
+) -> None:
+    # SPEC A.2: caller text is validated. No exec can pass a NUL; Docker would start a
+    # session that only prints an error, and a channel would get a shell container for it.
+    server = await start_terminal_server()
+    channel_id = new_channel()
+    with trio.fail_after(DEADLINE):
+        async with open_terminal(server.port) as term:
+            for target in ({"channel_id": channel_id}, {"container_id": shell_container.id}):
+                await term.send(type="create", cmd=["/bin/echo", "a\x00b"], **target)
+                assert await term.error("invalid_input") == "cmd contains NUL byte"
+            assert manager.statistics().sessions == 0
+    assert channel_containers(docker_client, channel_id) == []
+
+
 async def test_an_unreachable_engine(
     start_terminal_server: StartTerminalServer, nursery: trio.Nursery, loop_dir: Path
 ) -> None:
