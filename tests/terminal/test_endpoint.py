@@ -517,6 +517,25 @@ async def test_no_manager_is_501_and_a_plain_get_is_400(
             assert (response.status_code, response.text) == (501, "terminal not configured\n")
 
 
+async def test_other_methods_are_405_on_new_and_reused_connections(
+    start_terminal_server: StartTerminalServer,
+) -> None:
+    # SPEC §1.4: `GET /api/ws/terminal` is a GET route of Go's ServeMux.
+    server = await start_terminal_server()
+    url = f"http://127.0.0.1:{server.port}{server.resource}"
+    with trio.fail_after(DEADLINE):
+        async with httpx.AsyncClient() as client:
+            for _ in range(2):  # the second request reuses the connection
+                response = await client.post(url, json={"type": "create"})
+                assert (response.status_code, response.text) == (405, "Method Not Allowed\n")
+                assert response.headers["allow"] == "GET, HEAD"
+            response = await client.head(url)
+            assert (response.status_code, response.content) == (400, b"")
+            assert response.headers["access-control-allow-headers"] == (
+                "Content-Type, Authorization"
+            )
+
+
 async def test_upgrade_on_a_reused_connection_gets_the_same_terminal(
     start_terminal_server: StartTerminalServer, shell_container: Container
 ) -> None:
