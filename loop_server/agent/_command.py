@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loop_server.containers._workdir import mcp_config_path
 from loop_server.store.models import Message
 
 PROMPT_HISTORY = 50  # upstream renders the last 50 messages when there is no session
@@ -24,10 +25,6 @@ def choose_session(own: str, parent: str | None) -> SessionChoice:
     if parent is not None and parent and (own == "" or own == parent):
         return SessionChoice(parent, fork=True)
     return SessionChoice(own, fork=False)
-
-
-def mcp_config_path(work_dir: str, channel_id: str) -> str:
-    return f"{work_dir}/.loop/mcp-{channel_id}.json"
 
 
 def claude_command(

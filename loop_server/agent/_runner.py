@@ -8,7 +8,6 @@ container is force-removed in a shielded ``finally`` whatever happened.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -18,11 +17,12 @@ from typing import Any
 import docker.errors
 import trio
 
-from loop_server.agent._command import SessionChoice, claude_command, mcp_config_path
+from loop_server.agent._command import SessionChoice, claude_command
 from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
 from loop_server.containers._channel import ContainerSettings
 from loop_server.containers._demux import STDOUT, StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
+from loop_server.containers._workdir import prepare_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,3 @@ def _tail(chunks: collections.deque[bytes]) -> str:
     if not text:
         return ""
     return ": " + text[-STDERR_TAIL_BYTES:]
-
-
-def prepare_work_dir(work_dir: str, channel_id: str) -> None:
-    """The work dir must exist before Docker bind-mounts it (Docker would create it as root),
-    and Claude's ``--mcp-config`` must name a readable file."""
-    os.makedirs(os.path.join(work_dir, ".loop"), exist_ok=True)
-    path = mcp_config_path(work_dir, channel_id)
-    if not os.path.exists(path):
-        with open(path, "w", encoding="utf-8") as config:
-            json.dump({"mcpServers": {}}, config)

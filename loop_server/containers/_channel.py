@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import trio
 
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL, channel_labels
+from loop_server.containers._workdir import prepare_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,14 @@ class ChannelContainers:
         if found:
             return str(found[0].id)
         work_dir = self._settings.work_dir(channel_id, dir_path)
+        if "\x00" in work_dir or not os.path.isabs(work_dir):
+            raise EngineError(f"work dir {work_dir!r} is not an absolute path")
+        # As for an agent run: the mount must not be created by Docker (as root), and the
+        # claude command typed into the terminal names the channel's MCP config file.
+        try:
+            await trio.to_thread.run_sync(prepare_work_dir, work_dir, channel_id)
+        except OSError as err:
+            raise EngineError(f"preparing work dir {work_dir}: {err.strerror or err}") from err
         kwargs = self._settings.create_kwargs(channel_id, work_dir)
         try:
             # create + start, not ``run``: ``run`` pulls a missing image, and a terminal request

@@ -17,6 +17,7 @@ import trio
 from loop_server.events import EventsHub, Subscription, encode_hello, encode_replay_truncated
 from loop_server.serving._events_endpoint import EventsEndpoint
 from loop_server.serving._events_protocol import parse_events_query, parse_subscribe
+from loop_server.serving._request_head import valid_websocket_key
 from loop_server.serving._rfc6455 import CLOSE_MESSAGE_TOO_BIG
 
 Scope = MutableMapping[str, Any]
@@ -29,8 +30,13 @@ _TEXT_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS"),
-    (b"access-control-allow-headers", b"Content-Type"),
+    (b"access-control-allow-headers", b"Content-Type, Authorization"),
 ]
+# gorilla's refusal of a request that is not a valid upgrade says which version it speaks.
+_VERSION_HEADER = (b"sec-websocket-version", b"13")
+# A body sent to a WebSocket route is read and dropped before the 405; past this much the
+# connection is closed instead of read further.
+_DRAIN_LIMIT = 1 << 20
 
 
 class WebSocketFallback:
@@ -63,8 +69,12 @@ class WebSocketFallback:
             if kind == "websocket":
                 await self._websocket(scope, receive, send)
                 return
-            if scope["method"] == "GET":
+            method = scope["method"]
+            if method in ("GET", "HEAD"):  # a GET route answers HEAD too (SPEC §1.4)
                 await self._http(scope, send)
+                return
+            if method != "OPTIONS":  # preflights are the gateway's
+                await self._not_allowed(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
@@ -78,20 +88,47 @@ class WebSocketFallback:
 
     async def _http(self, scope: Scope, send: Send) -> None:
         # Not an upgrade: the same answers as the listener gives.
-        status, body = self._refusal(scope) or (400, "Bad Request\n")
-        payload = body.encode()
-        start = {"type": "http.response.start", "status": status}
-        await send({**start, "headers": _headers(payload)})
-        await send({"type": "http.response.body", "body": payload})
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await _answer(send, *refusal)
+        else:
+            await _answer(send, 400, "Bad Request\n", [_VERSION_HEADER])
+
+    async def _not_allowed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Another method on the route: Go's ServeMux answers 405 (SPEC §1.4), after the
+        token check that every path has here."""
+        # The body first, as the gateway reads it: an answer given while the client is still
+        # sending would leave a keep-alive connection stuck.
+        extra: list[tuple[bytes, bytes]] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # gone
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+            if size > _DRAIN_LIMIT:
+                extra.append((b"connection", b"close"))
+                break
+        headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
+        if not self._authorize(headers, _query(scope)):
+            await _answer(send, 401, "unauthorized\n", extra)
+        else:
+            await _answer(send, 405, "Method Not Allowed\n", [(b"allow", b"GET, HEAD"), *extra])
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = self._refusal(scope)
+        extra: list[tuple[bytes, bytes]] = []
+        if refusal is None and not valid_websocket_key(_header(scope, b"sec-websocket-key")):
+            # hypercorn accepts any key; gorilla, and the listener, refuse it.
+            refusal, extra = (400, "Bad Request\n"), [_VERSION_HEADER]
         if refusal is not None:
             status, body = refusal
             if "websocket.http.response" in scope.get("extensions", {}):
                 payload = body.encode()
                 start = {"type": "websocket.http.response.start", "status": status}
-                await send({**start, "headers": _headers(payload)})
+                await send({**start, "headers": _headers(payload, extra)})
                 await send({"type": "websocket.http.response.body", "body": payload})
             else:
                 await send({"type": "websocket.close", "code": 1008})
@@ -161,8 +198,26 @@ async def _writer(subscription: Subscription, send: Send) -> None:
     await send({"type": "websocket.close", "code": code, "reason": subscription.close_reason})
 
 
-def _headers(payload: bytes) -> list[tuple[bytes, bytes]]:
-    return [*_TEXT_HEADERS, (b"content-length", str(len(payload)).encode())]
+def _headers(
+    payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> list[tuple[bytes, bytes]]:
+    return [*_TEXT_HEADERS, *(extra or ()), (b"content-length", str(len(payload)).encode())]
+
+
+async def _answer(
+    send: Send, status: int, body: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = body.encode()
+    start = {"type": "http.response.start", "status": status}
+    await send({**start, "headers": _headers(payload, extra)})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if bytes(key).lower() == name:
+            return bytes(value)
+    return b""
 
 
 def _query(scope: Scope) -> dict[str, str]:

@@ -116,21 +116,25 @@ def websocket_key(head: RequestHead) -> bytes | None:
     if b"13" not in head.header_tokens(b"sec-websocket-version"):
         return None
     key = head.header(b"sec-websocket-key")
-    if key is None:
-        return None
-    try:
-        if len(base64.b64decode(key.strip(), validate=True)) != 16:
-            return None
-    except ValueError:
+    if key is None or not valid_websocket_key(key):
         return None
     return key.strip()
 
 
-# Every upstream response carries these (SPEC §1.3).
+def valid_websocket_key(key: bytes) -> bool:
+    """``Sec-WebSocket-Key`` must be the base64 of 16 bytes (RFC 6455 §4.2.1; gorilla checks)."""
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except ValueError:
+        return False
+
+
+# Every upstream response carries these (SPEC §1.3); ``Authorization`` is allowed too, for the
+# bearer token, as on every REST answer (docs/decisions.md).
 _CORS_HEADERS = (
     b"Access-Control-Allow-Origin: *\r\n"
     b"Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
-    b"Access-Control-Allow-Headers: Content-Type\r\n"
+    b"Access-Control-Allow-Headers: Content-Type, Authorization\r\n"
 )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loop_server.config import parse_hujson
+from loop_server.containers._workdir import mcp_config_path
 
 log = logging.getLogger("loop_server.terminal")
 
@@ -31,7 +32,7 @@ class InteractiveCommands:
         project = _project_config(work_dir)
         claude_bin = _text(project, "claude_bin_path") or self._claude_bin
         model = _text(project, "claude_model") or self._model
-        tokens = [claude_bin, "--mcp-config", f"{work_dir}/.loop/mcp-{channel_id}.json"]
+        tokens = [claude_bin, "--mcp-config", mcp_config_path(work_dir, channel_id)]
         if model:
             tokens += ["--model", model]
         tokens.append("--dangerously-skip-permissions")

@@ -112,6 +112,10 @@ def check_cmd(cmd: tuple[str, ...]) -> str | None:
         return "cmd exceeds maximum arguments"
     if any(argument == "" for argument in cmd):
         return "cmd contains empty argument"
+    if any("\x00" in argument for argument in cmd):
+        # No exec can pass it (SPEC A.2: caller text is validated): Docker would start a
+        # session only to print an error into it.
+        return "cmd contains NUL byte"
     return None
 
 

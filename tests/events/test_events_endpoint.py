@@ -536,3 +536,82 @@ async def test_refusals_on_a_reused_connection(
             head, body = await read_http_response(stream)
             assert head.startswith(f"HTTP/1.1 {status}".encode())
             assert body == text.encode()
+
+
+async def test_refusal_headers_are_the_same_on_new_and_reused_connections(
+    start_server: StartServer,
+) -> None:
+    # CORS as on every REST answer (Authorization allowed, for the token), and gorilla's
+    # Sec-WebSocket-Version on the 400, whichever path serves the request.
+    server = await start_server()
+    with trio.fail_after(DEADLINE):
+        async with httpx.AsyncClient() as client:
+            first = await client.get(server.url("/api/ws"))
+            second = await client.get(server.url("/api/ws"))  # the same connection: hypercorn
+        for response in (first, second):
+            assert (response.status_code, response.text) == (400, "Bad Request\n")
+            assert response.headers["access-control-allow-headers"] == (
+                "Content-Type, Authorization"
+            )
+            assert response.headers["sec-websocket-version"] == "13"
+
+
+async def test_a_bad_websocket_key_is_400_on_new_and_reused_connections(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    upgrade = (
+        b"GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: not-16-bytes\r\n\r\n"
+    )
+    with trio.fail_after(DEADLINE):
+        for reused in (False, True):
+            async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+                if reused:
+                    await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                    await read_http_response(stream)
+                await stream.send_all(upgrade)
+                head, body = await read_http_response(stream)
+                assert head.startswith(b"HTTP/1.1 400"), (reused, head)
+                assert body == b"Bad Request\n"
+                assert b"sec-websocket-version: 13" in head.lower()
+    assert server.hub is not None and server.hub.statistics().subscribers == 0
+
+
+async def test_other_methods_are_405_and_head_is_answered_like_get(
+    start_server: StartServer,
+) -> None:
+    # SPEC §1.4: `GET /api/ws` is a GET route of Go's ServeMux: another method is 405 with
+    # Allow, HEAD is answered like GET (gorilla's 400, without the body).
+    server = await start_server()
+    with trio.fail_after(DEADLINE):
+        async with httpx.AsyncClient() as client:
+            for method in ("POST", "PUT", "DELETE", "PATCH"):
+                response = await client.request(method, server.url("/api/ws"), content=b"x" * 5000)
+                assert (response.status_code, response.text) == (405, "Method Not Allowed\n")
+                assert response.headers["allow"] == "GET, HEAD"
+                assert response.headers["access-control-allow-origin"] == "*"
+            response = await client.head(server.url("/api/ws?channels=a"))
+            assert (response.status_code, response.content) == (400, b"")
+            # The body was read: the keep-alive connection still works.
+            assert (await client.get(server.url("/hello"))).text == "hello"
+        async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+            # A body too big to read through is answered once past 1 MiB, and the connection
+            # closed after the answer.
+            await stream.send_all(
+                b"POST /api/ws HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n"
+                + b"x" * (1 << 20)
+                + b"x" * 65536
+            )
+            head, body = await read_http_response(stream)
+            assert head.startswith(b"HTTP/1.1 405") and body == b"Method Not Allowed\n"
+            assert b"connection: close" in head.lower()
+
+    def deny(headers: list[tuple[bytes, bytes]], query: dict[str, str]) -> bool:
+        return False
+
+    guarded = await start_server(authorize=deny)
+    with trio.fail_after(DEADLINE):
+        async with httpx.AsyncClient() as client:
+            response = await client.post(guarded.url("/api/ws"))
+            assert (response.status_code, response.text) == (401, "unauthorized\n")

@@ -158,6 +158,26 @@ async def test_channel_lookup_errors_are_ignored(
             )
 
 
+async def test_a_new_shell_container_gets_the_work_dir_an_agent_run_would(
+    start_terminal_server: StartTerminalServer, new_channel: NewChannel, loop_dir: Path
+) -> None:
+    # SPEC §5.6: the shell container is made like an agent run's, which prepares the work dir
+    # first: made by us, not by Docker (as root), with the MCP config file that the typed
+    # `claude --mcp-config ...` names (Claude refuses a missing one).
+    server = await start_terminal_server()
+    channel_id = new_channel()
+    work = loop_dir / channel_id / "work"
+    with trio.fail_after(DEADLINE):
+        async with open_terminal(server.port) as term:
+            await term.create(
+                channel_id=channel_id, cmd=["cat", f"{work}/.loop/mcp-{channel_id}.json"]
+            )
+            await term.expect("closed")  # the output before it is collected
+            assert b'{"mcpServers": {}}' in term.output
+    assert work.stat().st_uid == os.getuid()
+    assert json.loads((work / ".loop" / f"mcp-{channel_id}.json").read_text()) == {"mcpServers": {}}
+
+
 async def test_a_second_viewer_gets_the_history_then_the_same_live_output(
     start_terminal_server: StartTerminalServer, shell_container: Container
 ) -> None:
@@ -344,6 +364,26 @@ async def test_every_error_code(
             assert (await term.error("session_failed")).startswith("resizing exec: ")
 
 
+async def test_a_nul_in_cmd_is_refused_before_any_container_or_session(
+    start_terminal_server: StartTerminalServer,
+    manager: SessionManager,
+    new_channel: NewChannel,
+    docker_client: docker.DockerClient,
+    shell_container: Container,
+) -> None:
+    # SPEC A.2: caller text is validated. No exec can pass a NUL; Docker would start a
+    # session that only prints an error, and a channel would get a shell container for it.
+    server = await start_terminal_server()
+    channel_id = new_channel()
+    with trio.fail_after(DEADLINE):
+        async with open_terminal(server.port) as term:
+            for target in ({"channel_id": channel_id}, {"container_id": shell_container.id}):
+                await term.send(type="create", cmd=["/bin/echo", "a\x00b"], **target)
+                assert await term.error("invalid_input") == "cmd contains NUL byte"
+            assert manager.statistics().sessions == 0
+    assert channel_containers(docker_client, channel_id) == []
+
+
 async def test_an_unreachable_engine(
     start_terminal_server: StartTerminalServer, nursery: trio.Nursery, loop_dir: Path
 ) -> None:
@@ -475,6 +515,25 @@ async def test_no_manager_is_501_and_a_plain_get_is_400(
                 f"http://127.0.0.1:{unconfigured.port}{unconfigured.resource}"
             )
             assert (response.status_code, response.text) == (501, "terminal not configured\n")
+
+
+async def test_other_methods_are_405_on_new_and_reused_connections(
+    start_terminal_server: StartTerminalServer,
+) -> None:
+    # SPEC §1.4: `GET /api/ws/terminal` is a GET route of Go's ServeMux.
+    server = await start_terminal_server()
+    url = f"http://127.0.0.1:{server.port}{server.resource}"
+    with trio.fail_after(DEADLINE):
+        async with httpx.AsyncClient() as client:
+            for _ in range(2):  # the second request reuses the connection
+                response = await client.post(url, json={"type": "create"})
+                assert (response.status_code, response.text) == (405, "Method Not Allowed\n")
+                assert response.headers["allow"] == "GET, HEAD"
+            response = await client.head(url)
+            assert (response.status_code, response.content) == (400, b"")
+            assert response.headers["access-control-allow-headers"] == (
+                "Content-Type, Authorization"
+            )
 
 
 async def test_upgrade_on_a_reused_connection_gets_the_same_terminal(

@@ -123,6 +123,7 @@ def test_cmd_limits() -> None:
     assert check_cmd(tuple(["a"] * 64)) is None
     assert check_cmd(tuple(["a"] * 65)) == "cmd exceeds maximum arguments"
     assert check_cmd(("sh", "")) == "cmd contains empty argument"
+    assert check_cmd(("echo", "a\x00b")) == "cmd contains NUL byte"
 
 
 def test_status_messages_omit_empty_fields_and_end_with_a_newline() -> None:

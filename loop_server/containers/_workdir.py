@@ -1,0 +1,21 @@
+"""A channel's work dir on the host, as every container of the channel mounts it: agent runs
+and the shell containers terminals open (SPEC A.5 step 5, §5.6)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def mcp_config_path(work_dir: str, channel_id: str) -> str:
+    return f"{work_dir}/.loop/mcp-{channel_id}.json"
+
+
+def prepare_work_dir(work_dir: str, channel_id: str) -> None:
+    """The work dir must exist before Docker bind-mounts it (Docker would create it as root),
+    and Claude's ``--mcp-config`` must name a readable file. Blocking: call it in a thread."""
+    os.makedirs(os.path.join(work_dir, ".loop"), exist_ok=True)
+    path = mcp_config_path(work_dir, channel_id)
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as config:
+            json.dump({"mcpServers": {}}, config)
