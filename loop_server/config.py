@@ -234,6 +234,14 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds shutdown waits for in-flight work",
     ),
     Setting(
+        "claude_config_dir",
+        None,
+        "LOOP_CLAUDE_CONFIG_DIR",
+        "claude_config_dir",
+        _str,
+        "Claude's state dir for every container (default <data-dir>/claude; none: no mount)",
+    ),
+    Setting(
         "http_write_timeout",
         None,
         "LOOP_HTTP_WRITE_TIMEOUT",
@@ -267,12 +275,22 @@ class Config:
     max_ws_message_bytes: int = 1024 * 1024
     graceful_timeout: float = 10.0
     http_write_timeout: float = 60.0
+    claude_config_dir: str = ""  # "" = <data-dir>/claude; "none" = mount nothing
     # Settings only the config file carries (upstream's names), kept for later collaborators.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "loop.db"
+
+    @property
+    def claude_dir(self) -> Path | None:
+        """Claude's state dir, bind-mounted into every channel container (docs/agent-runs.md)."""
+        if self.claude_config_dir == "none":
+            return None
+        if not self.claude_config_dir:
+            return self.data_dir / "claude"
+        return Path(os.path.abspath(os.path.expanduser(self.claude_config_dir)))
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -379,6 +397,8 @@ def load_config(
 
 
 def validate(config: Config) -> None:
+    if "\x00" in config.claude_config_dir:
+        raise ConfigError("invalid claude_config_dir: must not contain NUL bytes")
     host, _ = config.host_port
     if not is_loopback(host) and not config.token:
         shown = host or "all interfaces"

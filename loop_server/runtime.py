@@ -284,7 +284,9 @@ async def _start_services(
     memory = None
     if memory_config.enabled:
         try:
-            memory = await open_memory_indexer(store.db, memory_config)
+            memory = await open_memory_indexer(
+                store.db, memory_config, claude_dir=config.claude_dir
+            )
         except StoreError as err:  # e.g. an SQLite without FTS5: serve without memory
             log.error("memory disabled: %s", err)
     terminals = SessionManager(DockerExec(engine), idle_timeout=config.terminal_idle_timeout)
@@ -297,7 +299,7 @@ async def _start_services(
         channels=ChannelService(
             store, platform, guild_id="", platform=config.platform, clock=clock
         ),
-        threads=ThreadService(store, platform, clock=clock),
+        threads=ThreadService(store, platform, clock=clock, loop_dir=str(config.data_dir)),
         store=channel_lister,
         messages=messages,
         memory=memory,
@@ -352,6 +354,7 @@ async def _start_services(
                     claude_bin=config.claude_bin,
                     model=config.claude_model,
                 ),
+                loop_dir=str(config.data_dir),
                 max_message_size=config.max_ws_message_bytes,
                 close_timeout=config.graceful_timeout,
             ),
@@ -381,6 +384,7 @@ def container_settings(config: Config) -> ContainerSettings:
         memory_mb=config.container_memory_mb,
         cpus=config.container_cpus,
         environment=environment,
+        claude_dir=str(config.claude_dir or ""),
     )
 
 

@@ -50,6 +50,21 @@ def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
     assert config.extra == {"templates": [{"name": "x"}]}
 
 
+def test_claude_state_dir(tmp_path: Path) -> None:
+    """Where the containers' Claude state lives: <data-dir>/claude unless configured; "none"
+    mounts nothing; ~ is expanded and relative paths are made absolute (Docker needs that)."""
+    assert load_config({}, {"LOOP_DATA_DIR": str(tmp_path)}).claude_dir == tmp_path / "claude"
+    none = load_config({}, {"LOOP_DATA_DIR": str(tmp_path), "LOOP_CLAUDE_CONFIG_DIR": "none"})
+    assert none.claude_dir is None
+    home = load_config({}, {"LOOP_DATA_DIR": str(tmp_path), "LOOP_CLAUDE_CONFIG_DIR": "~/.claude"})
+    assert home.claude_dir == Path.home() / ".claude"
+    (tmp_path / "config.json").write_text(json.dumps({"claude_config_dir": "rel/claude"}))
+    relative = load_config({}, {"LOOP_DATA_DIR": str(tmp_path)})
+    assert relative.claude_dir == Path.cwd() / "rel" / "claude"
+    with pytest.raises(ConfigError, match="claude_config_dir"):
+        load_config({}, {"LOOP_DATA_DIR": str(tmp_path), "LOOP_CLAUDE_CONFIG_DIR": "/a\x00b"})
+
+
 def test_agent_container_settings(tmp_path: Path) -> None:
     """SPEC A.5 step 5: the container settings are read from the file and the environment."""
     (tmp_path / "config.json").write_text(

@@ -20,7 +20,13 @@ from loop_server.agent._command import (
     build_prompt,
     choose_session,
 )
-from loop_server.agent._runner import AgentError, AgentRunner, RunOutcome, RunRequest
+from loop_server.agent._runner import (
+    AgentError,
+    AgentRunner,
+    RunOutcome,
+    RunRequest,
+    SessionNotFound,
+)
 from loop_server.clock import Clock
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.messages import MessageService
@@ -178,7 +184,7 @@ class Orchestrator:
         channel = await self._store.channels.get(job.channel_id)
         if channel is None:
             raise AgentError(f"channel {job.channel_id} not found")
-        work_dir = channel.dir_path or f"{self._loop_dir}/{channel.channel_id}/work"
+        work_dir = channel.work_dir(self._loop_dir)
         if job.task is not None:
             # Scheduled runs start fresh: they must not fork or advance the chat's session.
             session, prompt = SessionChoice(), job.task.prompt
@@ -193,10 +199,30 @@ class Orchestrator:
             if not session.session_id:
                 history = await self._store.messages.recent(job.channel_id, PROMPT_HISTORY)
             prompt = build_prompt(job.message, history, has_session=bool(session.session_id))
-        outcome = await self._runner.run(
-            RunRequest(job.channel_id, work_dir, prompt, session),
-            on_turn=lambda text: self._streaming(job.channel_id, text),
-        )
+
+        def on_turn(text: str) -> None:
+            self._streaming(job.channel_id, text)
+
+        try:
+            outcome = await self._runner.run(
+                RunRequest(job.channel_id, work_dir, prompt, session), on_turn=on_turn
+            )
+        except SessionNotFound as err:
+            # The stored session is gone for good; failing every later message of the channel
+            # the same way would help nobody. Start over with the history as context, as a
+            # channel's first run does (the new session id is stored below).
+            assert job.message is not None  # scheduled runs never resume
+            log.warning(
+                "agent run in %s: session %s not found (%s); starting a new session",
+                job.channel_id,
+                session.session_id,
+                err,
+            )
+            history = await self._store.messages.recent(job.channel_id, PROMPT_HISTORY)
+            prompt = build_prompt(job.message, history, has_session=False)
+            outcome = await self._runner.run(
+                RunRequest(job.channel_id, work_dir, prompt, SessionChoice()), on_turn=on_turn
+            )
         if job.task is None and outcome.session_id:
             await self._store.channels.set_session_id(
                 job.channel_id, outcome.session_id, self._clock.now()

@@ -19,7 +19,7 @@ import trio
 
 from loop_server.agent._command import SessionChoice, claude_command
 from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
-from loop_server.containers._channel import ContainerSettings
+from loop_server.containers._channel import ContainerSettings, prepare_claude_dir_of
 from loop_server.containers._demux import STDOUT, StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._workdir import prepare_work_dir
@@ -31,6 +31,16 @@ STDERR_TAIL_BYTES = 2000
 
 class AgentError(Exception):
     """A run failed; the text is what the user sees in the bot message and ``agent.status``."""
+
+
+class SessionNotFound(AgentError):
+    """Claude could not resume the session it was given: its transcript is not in Claude's
+    state dir (wiped, moved, another ``claude_config_dir``, or a fork run from another work
+    dir). The orchestrator then starts a new session instead."""
+
+
+# What Claude Code prints (to stderr, exiting 1) for ``--resume`` of an unknown session.
+SESSION_NOT_FOUND = "No conversation found with session ID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,7 @@ class AgentRunner:
             raise AgentError(
                 f"preparing work dir {request.work_dir}: {err.strerror or err}"
             ) from err
+        await prepare_claude_dir_of(self._containers, AgentError)
         try:
             client = await self._engine.client()
         except EngineError as err:
@@ -144,6 +155,8 @@ class AgentRunner:
             raise AgentError(result.text or "agent reported an error")
         detail = _tail(stderr_tail)
         if exit_code != 0:
+            if result is None and SESSION_NOT_FOUND in detail:
+                raise SessionNotFound(f"agent exited with code {exit_code}{detail}")
             raise AgentError(f"agent exited with code {exit_code}{detail}")
         if result is None:
             raise AgentError(f"agent finished without a result{detail}")

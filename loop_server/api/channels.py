@@ -91,10 +91,9 @@ DELETE = Route(
 
 
 def work_dir(deps: ApiDeps, channel: Channel) -> str:
-    """The channel's dir path, or the loop dir fallback ``<loop>/<id>/work`` (§3.1 step 7)."""
-    if channel.dir_path == "" and deps.loop_dir:
-        return f"{deps.loop_dir}/{channel.channel_id}/work"
-    return channel.dir_path
+    """The channel's dir path, or the loop dir fallback (§3.1 step 7; a thread's is its
+    parent's, docs/decisions.md)."""
+    return channel.work_dir(deps.loop_dir)
 
 
 def register(app: Quart, deps: ApiDeps) -> None:

@@ -16,7 +16,7 @@ import trio
 
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL, channel_labels
-from loop_server.containers._workdir import prepare_work_dir
+from loop_server.containers._workdir import prepare_claude_dir, prepare_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +31,24 @@ class ContainerSettings:
     memory_mb: int = 0
     cpus: float = 0.0
     environment: dict[str, str] = field(default_factory=dict)
+    # Claude's state dir, mounted at the same path with CLAUDE_CONFIG_DIR naming it ("" = none).
+    claude_dir: str = ""
 
     def work_dir(self, channel_id: str, dir_path: str) -> str:
         return dir_path or f"{self.loop_dir}/{channel_id}/work"
 
     def create_kwargs(self, channel_id: str, work_dir: str) -> dict[str, object]:
+        volumes = {work_dir: {"bind": work_dir, "mode": "rw"}}
+        environment = dict(self.environment)
+        if self.claude_dir:
+            volumes[self.claude_dir] = {"bind": self.claude_dir, "mode": "rw"}
+            environment["CLAUDE_CONFIG_DIR"] = self.claude_dir
         kwargs: dict[str, object] = {
             "image": self.image,
             "labels": channel_labels(channel_id),
-            "volumes": {work_dir: {"bind": work_dir, "mode": "rw"}},
+            "volumes": volumes,
             "working_dir": work_dir,
-            "environment": dict(self.environment),
+            "environment": environment,
             "detach": True,
         }
         if self.network:
@@ -51,6 +58,16 @@ class ContainerSettings:
         if self.cpus > 0:
             kwargs["nano_cpus"] = int(self.cpus * 1e9)
         return kwargs
+
+
+async def prepare_claude_dir_of(settings: ContainerSettings, error: type[Exception]) -> None:
+    """Create ``settings.claude_dir`` if it is set; a failure raises ``error`` with the reason."""
+    if not settings.claude_dir:
+        return
+    try:
+        await trio.to_thread.run_sync(prepare_claude_dir, settings.claude_dir)
+    except OSError as err:
+        raise error(f"preparing claude dir {settings.claude_dir}: {err.strerror or err}") from err
 
 
 def container_name(channel_id: str, dir_path: str) -> str:
@@ -91,6 +108,7 @@ class ChannelContainers:
             await trio.to_thread.run_sync(prepare_work_dir, work_dir, channel_id)
         except OSError as err:
             raise EngineError(f"preparing work dir {work_dir}: {err.strerror or err}") from err
+        await prepare_claude_dir_of(self._settings, EngineError)
         kwargs = self._settings.create_kwargs(channel_id, work_dir)
         try:
             # create + start, not ``run``: ``run`` pulls a missing image, and a terminal request

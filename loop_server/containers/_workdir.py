@@ -1,5 +1,5 @@
-"""A channel's work dir on the host, as every container of the channel mounts it: agent runs
-and the shell containers terminals open (SPEC A.5 step 5, §5.6)."""
+"""What every container of a channel mounts from the host: the channel's work dir (agent runs
+and the shell containers terminals open, SPEC A.5 step 5, §5.6) and Claude's state dir."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ def prepare_work_dir(work_dir: str, channel_id: str) -> None:
     if not os.path.exists(path):
         with open(path, "w", encoding="utf-8") as config:
             json.dump({"mcpServers": {}}, config)
+
+
+def prepare_claude_dir(path: str) -> None:
+    """Claude's state dir (sessions, auto-memory, settings) outlives every container, so that
+    ``--resume`` finds the session an earlier run saved. Private: it holds transcripts.
+    Blocking: call it in a thread."""
+    os.makedirs(path, mode=0o700, exist_ok=True)

@@ -77,7 +77,7 @@ async def _index(
     except OSError as err:
         raise StoreError(f"data dir {config.data_dir} is not usable: {err.strerror}") from err
     async with await Database.open(config.db_path, readers=1) as db:
-        indexer = await open_memory_indexer(db, memory_config)
+        indexer = await open_memory_indexer(db, memory_config, claude_dir=config.claude_dir)
         return await indexer.index_with_stats(project_dir, progress=bar)
 
 

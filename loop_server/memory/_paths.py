@@ -3,7 +3,8 @@
 Sources, in order (the first mention of a path wins when de-duplicating):
 
 1. Claude's auto-memory dir for the project, ``~/.claude/projects/<dir, "/" → "-">/memory``
-   (project scope);
+   (project scope) — and the same under the Claude state dir the server mounts into its
+   containers (``<data-dir>/claude`` by default), where its agents write theirs;
 2. the global config's ``memory.paths``;
 3. the project's ``<dir>/.loop/config.json`` → ``memory.paths`` (HuJSON).
 
@@ -54,14 +55,14 @@ def check_project_dir(dir_path: str) -> str:
     return os.path.normpath(dir_path)
 
 
-def auto_memory_dir(project_dir: str, home: Path) -> str:
-    """Claude Code's per-project memory dir.
+def auto_memory_dir(project_dir: str, home: Path, *, claude_dir: Path | None = None) -> str:
+    """Claude Code's per-project memory dir (under ``claude_dir``, default ``home/.claude``).
 
     SPEC §10 names the directory ``<dir with "/" replaced by "-">``; Claude Code itself also
     replaces other non-alphanumeric characters (``.``, ``_``, spaces), so a project path holding
     those is found under the second spelling when only that one exists.
     """
-    projects = home / ".claude" / "projects"
+    projects = (claude_dir or home / ".claude") / "projects"
     spec_name = str(projects / project_dir.replace("/", "-") / "memory")
     claude_name = str(projects / _NOT_ALNUM.sub("-", project_dir) / "memory")
     if claude_name != spec_name and not os.path.isdir(spec_name) and os.path.isdir(claude_name):
@@ -104,9 +105,20 @@ def _usable_entry(entry: object, source: str) -> bool:
     return False
 
 
-def memory_plan(project_dir: str, global_paths: Sequence[str], home: Path) -> MemoryPlan:
-    """Every root to index for ``project_dir`` (already checked by ``check_project_dir``)."""
+def memory_plan(
+    project_dir: str,
+    global_paths: Sequence[str],
+    home: Path,
+    *,
+    claude_dir: Path | None = None,
+) -> MemoryPlan:
+    """Every root to index for ``project_dir`` (already checked by ``check_project_dir``).
+    ``claude_dir``: the Claude state dir of the server's containers, if any."""
     roots: list[MemoryRoot] = [MemoryRoot(auto_memory_dir(project_dir, home), project_dir)]
+    if claude_dir is not None:
+        roots.append(
+            MemoryRoot(auto_memory_dir(project_dir, home, claude_dir=claude_dir), project_dir)
+        )
     exclusions: list[str] = []
     for entry in _entries(global_paths, project_config_paths(project_dir)):
         if entry.startswith("!"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -25,10 +26,18 @@ DEFAULT_TOP_K = 5
 class MultiPathIndexer:
     """Satisfies ``MemoryIndexer``. ``dir_path`` must be absolute (``ValueError`` otherwise)."""
 
-    def __init__(self, index: MemoryIndex, config: MemoryConfig, *, home: Path) -> None:
+    def __init__(
+        self,
+        index: MemoryIndex,
+        config: MemoryConfig,
+        *,
+        home: Path,
+        claude_dir: Path | None = None,
+    ) -> None:
         self._index = index
         self._config = config
         self._home = home
+        self._claude_dir = claude_dir
 
     @property
     def config(self) -> MemoryConfig:
@@ -42,7 +51,13 @@ class MultiPathIndexer:
         project_dir = check_project_dir(dir_path)
         # Reads <dir>/.loop/config.json and checks the auto-memory dir: file I/O, so a thread.
         return await trio.to_thread.run_sync(
-            memory_plan, project_dir, self._config.paths, self._home
+            partial(
+                memory_plan,
+                project_dir,
+                self._config.paths,
+                self._home,
+                claude_dir=self._claude_dir,
+            )
         )
 
     async def index(self, dir_path: str) -> int:
@@ -81,9 +96,15 @@ class MultiPathIndexer:
 
 
 async def open_memory_indexer(
-    db: Database, config: MemoryConfig, *, home: Path | None = None
+    db: Database,
+    config: MemoryConfig,
+    *,
+    home: Path | None = None,
+    claude_dir: Path | None = None,
 ) -> MultiPathIndexer:
-    """Create the memory tables if needed and build the indexer ``config`` describes."""
+    """Create the memory tables if needed and build the indexer ``config`` describes.
+    ``claude_dir``: the Claude state dir mounted into the server's containers, whose
+    per-project auto-memory is indexed too."""
     await db.write(create_tables)
     embedder = None
     if config.embeddings is not None:
@@ -102,4 +123,6 @@ async def open_memory_indexer(
         max_file_bytes=config.max_file_bytes,
         embedder=embedder,
     )
-    return MultiPathIndexer(index, config, home=home if home is not None else Path.home())
+    return MultiPathIndexer(
+        index, config, home=home if home is not None else Path.home(), claude_dir=claude_dir
+    )

@@ -20,10 +20,13 @@ log = logging.getLogger(__name__)
 class ThreadService:
     """Satisfies ``ThreadEnsurer``."""
 
-    def __init__(self, store: Store, creator: ThreadCreator | None, *, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, creator: ThreadCreator | None, *, clock: Clock, loop_dir: str = ""
+    ) -> None:
         self._store = store
         self._creator = creator
         self._clock = clock
+        self._loop_dir = loop_dir  # where a thread without a dir_path works (its parent's)
 
     async def create_thread(self, channel_id: str, name: str, author_id: str, message: str) -> str:
         parent = await self._get(channel_id, "looking up parent channel")
@@ -67,8 +70,9 @@ class ThreadService:
             raise NotFound(f"thread {thread_id} not found")
         if not thread.is_thread:
             raise Invalid(f"channel {thread_id} is not a thread")
-        if thread.dir_path:
-            await self._remove_mcp_config(Path(thread.dir_path) / ".loop" / f"mcp-{thread_id}.json")
+        work_dir = thread.work_dir(self._loop_dir)
+        if work_dir:
+            await self._remove_mcp_config(Path(work_dir) / ".loop" / f"mcp-{thread_id}.json")
         if self._creator is not None:
             try:
                 await self._creator.delete_thread(thread_id)

@@ -57,12 +57,13 @@ class TerminalEndpoint:
         stopper: ContainerStopper | None = None,
         channels: ChannelGetter | None = None,
         cmd_builder: InteractiveCmdBuilder | None = None,
+        loop_dir: str = "",
         path: str = "/api/ws/terminal",
         max_message_size: int = 1 << 20,
         close_timeout: float = 10.0,
     ) -> None:
         self.services = (
-            TerminalServices(manager, finder, stopper, channels, cmd_builder)
+            TerminalServices(manager, finder, stopper, channels, cmd_builder, loop_dir)
             if manager is not None
             else None
         )

@@ -27,6 +27,15 @@ class Channel:
     def is_thread(self) -> bool:
         return self.parent_id != ""
 
+    def work_dir(self, loop_dir: str) -> str:
+        """Where its agents and shells work: its ``dir_path``, else ``<loop dir>/<id>/work``
+        (SPEC §3.1 step 7, A.5 step 5) — for a thread, its parent's id: a thread continues its
+        parent's conversation (it forks the parent's Claude session, which Claude looks up
+        by work dir) about the same files. Without a loop dir, just ``dir_path``."""
+        if self.dir_path or not loop_dir:
+            return self.dir_path
+        return f"{loop_dir}/{self.parent_id or self.channel_id}/work"
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelUpsert:

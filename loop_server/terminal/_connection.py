@@ -78,6 +78,8 @@ class TerminalServices:
     stopper: ContainerStopper | None = None
     channels: ChannelGetter | None = None
     cmd_builder: InteractiveCmdBuilder | None = None
+    #: The loop dir: where a channel without a ``dir_path`` works (``Channel.work_dir``).
+    loop_dir: str = ""
 
 
 @dataclass(slots=True)
@@ -188,7 +190,10 @@ class TerminalConnection:
             channel = await channels.get_channel(channel_id)
             if channel is None:
                 return "", "", False
-            dir_path, session_id, fork = channel.dir_path, channel.session_id, False
+            # The dir the channel's agents work in, so the shell sees the same files (a thread's
+            # fallback dir is its parent's), and the finder and builder need no fallback.
+            dir_path = channel.work_dir(self._services.loop_dir)
+            session_id, fork = channel.session_id, False
             if channel.parent_id:
                 parent = await channels.get_channel(channel.parent_id)
                 if (

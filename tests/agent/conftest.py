@@ -95,12 +95,20 @@ def make_agents_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
         timeout: float = 60,  # noqa: ASYNC109 - the agent run's timeout, not this call's
         engine: DockerEngine | None = None,
         max_concurrent_runs: int = 4,
+        claude_dir: str | None = None,
     ) -> Agents:
+        """``claude_dir``: Claude's state dir for the containers (default: one in tmp_path,
+        as a server has; "" for none, so no session outlives its container)."""
         store = await Store.open(tmp_path / f"loop-{secrets.token_hex(3)}.db")
         recorder = Recorder()
         clock = SystemClock()
         messages = MessageService(store.messages, recorder, clock=clock, platform="local")
-        containers = ContainerSettings(image=image, loop_dir=str(tmp_path), network="none")
+        containers = ContainerSettings(
+            image=image,
+            loop_dir=str(tmp_path),
+            network="none",
+            claude_dir=str(tmp_path / "claude") if claude_dir is None else claude_dir,
+        )
         engine = engine or DockerEngine()
         runner = AgentRunner(
             engine,

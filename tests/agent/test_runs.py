@@ -266,3 +266,80 @@ async def test_scheduled_task_runs_through_the_channel_queue(agents: Agents) -> 
         answer = await agents.orchestrator.execute(task)
     assert answer == "Done: nightly report"
     assert (await agents.history(channel))[-1].content == "Done: nightly report"
+
+
+def _project_key(work_dir: str) -> str:
+    """Claude Code's name for a work dir under ``projects/`` (non-alphanumerics → "-")."""
+    return re.sub(r"[^A-Za-z0-9]", "-", work_dir)
+
+
+async def test_sessions_are_kept_in_the_claude_dir_between_containers(agents: Agents) -> None:
+    """Each run has a fresh container; the session it starts must outlive it, or the next
+    ``--resume`` finds nothing (real Claude, and the stub, fail then)."""
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "first")
+    await agents.recorder.wait_for(channel, "completed")
+    stored = await agents.store.channels.get(channel)
+    assert stored is not None and stored.session_id
+    work_dir = f"{agents.loop_dir}/{channel}/work"
+    transcript = (
+        agents.loop_dir
+        / "claude"
+        / "projects"
+        / _project_key(work_dir)
+        / f"{stored.session_id}.jsonl"
+    )
+    assert transcript.is_file(), sorted(str(p) for p in (agents.loop_dir / "claude").rglob("*"))
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:ECHO_ARGS second")
+    await agents.recorder.wait_for(channel, "completed", 2)
+    reply = (await agents.history(channel))[-1].content
+    assert f"--resume {stored.session_id}" in reply
+    assert len(transcript.read_text().splitlines()) == 2  # the same session, one more turn
+
+
+async def test_a_session_that_is_gone_is_replaced_by_a_new_one(agents_factory, nursery) -> None:  # type: ignore[no-untyped-def]
+    """Without a Claude dir that outlives containers (or after it was wiped) the stored
+    session cannot be resumed: the run starts a new session with the history instead of
+    failing this and every later message of the channel."""
+    agents: Agents = await agents_factory(nursery, claude_dir="")
+    channel = new_channel()
+    await agents.orchestrator.handle_incoming_message(channel, "u", "first")
+    await agents.recorder.wait_for(channel, "completed")
+    first = await agents.store.channels.get(channel)
+    assert first is not None and first.session_id
+    await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:ECHO_ARGS second")
+    await agents.recorder.wait_for(channel, "completed", 2)
+    statuses = [d["status"] for k, d in agents.recorder.of(channel) if k == "agent.status"]
+    assert statuses == ["running", "completed", "running", "completed"]
+    reply = (await agents.history(channel))[-1].content
+    assert "--resume" not in reply  # the retry starts over
+    assert reply.endswith(
+        "user: first\nassistant: Done: user: first\n\nuser: STUB:ECHO_ARGS second\n"
+    )
+    second = await agents.store.channels.get(channel)
+    assert second is not None and second.session_id not in ("", first.session_id)
+
+
+async def test_a_thread_without_a_dir_works_in_its_parents(agents: Agents) -> None:
+    """Its fork of the parent's session is found (Claude keys sessions by work dir), and it
+    sees the parent's files."""
+    parent = new_channel()
+    await agents.orchestrator.handle_incoming_message(parent, "u", "start")
+    await agents.recorder.wait_for(parent, "completed")
+    parent_row = await agents.store.channels.get(parent)
+    assert parent_row is not None and parent_row.dir_path == ""
+    threads = ThreadService(
+        agents.store, LocalPlatform(), clock=SystemClock(), loop_dir=str(agents.loop_dir)
+    )
+    thread = await threads.create_thread(parent, "side quest", "u", "")
+    await agents.orchestrator.handle_incoming_message(thread, "u", "STUB:ECHO_ARGS in thread")
+    await agents.recorder.wait_for(thread, "completed")
+    reply = (await agents.history(thread))[-1].content
+    parent_work = f"{agents.loop_dir}/{parent}/work"
+    assert f"--mcp-config {parent_work}/.loop/mcp-{thread}.json" in reply
+    assert f"--resume {parent_row.session_id} --fork-session" in reply
+    assert not (agents.loop_dir / thread).exists()
+    # Deleting the thread removes its MCP config from that dir, and only its own.
+    await threads.delete_thread(thread)
+    assert not (agents.loop_dir / parent / "work" / ".loop" / f"mcp-{thread}.json").exists()
+    assert (agents.loop_dir / parent / "work" / ".loop" / f"mcp-{parent}.json").exists()

@@ -80,6 +80,23 @@ async def test_create_named_channel_uses_loop_dir_fallback(
     assert listing[0]["dir_path"] == f"{server.config.data_dir}/{channel_id}/work"
 
 
+async def test_a_thread_without_a_dir_lists_its_parents_work_dir(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    """The dir its agents and shells really use (docs/decisions.md: threads share their
+    parent's work dir), not an empty <loop>/<thread_id>/work."""
+    created = await client.post("/api/channels/create", json={"name": "General"})
+    parent = created.json()["channel_id"]
+    thread = await client.post("/api/threads", json={"channel_id": parent, "name": "side"})
+    assert thread.status_code == 201, thread.text
+    thread_id = thread.json()["thread_id"]
+    listing = {c["channel_id"]: c for c in (await client.get("/api/channels")).json()}
+    parent_work = f"{server.config.data_dir}/{parent}/work"
+    assert listing[parent]["dir_path"] == parent_work
+    assert listing[thread_id]["dir_path"] == parent_work
+    assert listing[thread_id]["parent_id"] == parent
+
+
 async def test_create_requires_name(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/channels/create", json={"author_id": "u"})
     assert response.status_code == 400

@@ -9,11 +9,14 @@ import pytest
 
 from loop_server.memory import (
     GLOBAL_SCOPE,
+    MemoryConfig,
     MemoryRoot,
     auto_memory_dir,
     check_project_dir,
     memory_plan,
+    open_memory_indexer,
 )
+from loop_server.store import Database
 from tests.memory.conftest import auto_memory, set_project_paths, write
 
 
@@ -28,6 +31,37 @@ def test_auto_memory_dir_finds_claude_codes_spelling(home: Path) -> None:
     assert auto_memory_dir("/work/my_app.v2", home).endswith("-work-my_app.v2/memory")
     claude.mkdir(parents=True)
     assert auto_memory_dir("/work/my_app.v2", home) == str(claude)
+
+
+def test_the_containers_claude_dir_holds_auto_memory_too(
+    home: Path, project: Path, tmp_path: Path
+) -> None:
+    """The server's agents keep Claude's state in its own dir (CLAUDE_CONFIG_DIR), so their
+    auto-memory for the project is there, besides the user's own ~/.claude one."""
+    claude_dir = tmp_path / "data" / "claude"
+    plan = memory_plan(str(project), [], home, claude_dir=claude_dir)
+    key = str(project).replace("/", "-")
+    assert plan.roots == (
+        MemoryRoot(str(auto_memory(home, project)), str(project)),
+        MemoryRoot(str(claude_dir / "projects" / key / "memory"), str(project)),
+    )
+
+
+async def test_auto_memory_in_the_claude_dir_is_searched(
+    db: Database, home: Path, project: Path, tmp_path: Path
+) -> None:
+    claude_dir = tmp_path / "data" / "claude"
+    key = str(project).replace("/", "-")
+    write(
+        claude_dir / "projects" / key / "memory" / "deploy.md",
+        "# Deploys\nUse blue-green rollouts.",
+    )
+    indexer = await open_memory_indexer(db, MemoryConfig(), home=home, claude_dir=claude_dir)
+    results = await indexer.search(str(project), "rollouts", 5)
+    assert results is not None
+    assert [r.file_path for r in results] == [
+        str(claude_dir / "projects" / key / "memory" / "deploy.md")
+    ]
 
 
 def test_scopes(home: Path, project: Path, tmp_path: Path) -> None:
