@@ -178,6 +178,31 @@ async def test_a_new_shell_container_gets_the_work_dir_an_agent_run_would(
     assert json.loads((work / ".loop" / f"mcp-{channel_id}.json").read_text()) == {"mcpServers": {}}
 
 
+async def test_a_threads_shell_works_in_its_parents_work_dir(
+    start_terminal_server: StartTerminalServer,
+    new_channel: NewChannel,
+    loop_dir: Path,
+    channels: FakeChannels,
+) -> None:
+    """As its agent runs do (docs/decisions.md): a thread without a dir_path of its own sees
+    its parent's files, and the typed claude command names its MCP file there."""
+    server = await start_terminal_server(loop_dir=str(loop_dir))
+    parent, thread = new_channel(), new_channel()
+    channels.add(parent)
+    channels.add(thread, parent_id=parent)
+    work = loop_dir / parent / "work"
+    work.mkdir(parents=True)
+    (work / "notes.txt").write_text("parent-files-here\n")
+    with trio.fail_after(DEADLINE):
+        async with open_terminal(server.port) as term:
+            await term.create(channel_id=thread, cmd=["sh", "-c", "pwd; cat notes.txt"])
+            await term.expect("closed")
+    assert f"{work}".encode() in term.output
+    assert b"parent-files-here" in term.output
+    assert (work / ".loop" / f"mcp-{thread}.json").is_file()
+    assert not (loop_dir / thread).exists()
+
+
 async def test_a_second_viewer_gets_the_history_then_the_same_live_output(
     start_terminal_server: StartTerminalServer, shell_container: Container
 ) -> None:
