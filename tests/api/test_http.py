@@ -86,6 +86,33 @@ async def test_unclean_path_redirects(server: ServerHandle) -> None:
     assert headers["location"] == "/api/health?x=1"
 
 
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        # The path arrives decoded: an escaped "?" must not come back as the start of a query,
+        # nor anything else unescaped (Go escapes the cleaned path when it redirects).
+        ("//api/channels/a%3Fb/messages", "/api/channels/a%3Fb/messages"),
+        ("//api/channels/a%20b/messages?limit=5", "/api/channels/a%20b/messages?limit=5"),
+        ("//api/channels/%C3%A9/messages", "/api/channels/%C3%A9/messages"),
+        ("//api/channels/a%25b/messages", "/api/channels/a%25b/messages"),
+        ("//api/channels/a:b@c/messages?q=%0A", "/api/channels/a:b@c/messages?q=%0A"),
+        # A line break in the path was a 500 (the header was refused).
+        (
+            "//api/channels/a%0D%0AX-Injected:%201/messages",
+            "/api/channels/a%0D%0AX-Injected:%201/messages",
+        ),
+    ],
+)
+async def test_redirect_location_is_escaped(
+    server: ServerHandle, target: str, location: str
+) -> None:
+    status, headers, _ = await raw_request(
+        server.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert (status, headers["location"]) == (301, location)
+    assert "x-injected" not in headers
+
+
 async def test_body_over_limit_is_413(client: httpx.AsyncClient, server: ServerHandle) -> None:
     size = 1024 * 1024 + 10
     head = (
