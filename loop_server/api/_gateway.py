@@ -11,7 +11,7 @@ import hmac
 import posixpath
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,6 +42,15 @@ def clean_path(path: str) -> str:
     if path.endswith("/") and cleaned != "/":
         cleaned += "/"
     return cleaned
+
+
+def location(scope: Scope, cleaned: str) -> bytes:
+    """The redirect target for ``cleaned``: the path escaped as Go's ``url.URL`` escapes one
+    (``scope["path"]`` is decoded, so a ``%3F`` in a segment must not come back as a query, nor
+    a ``%0A`` as a line break) and the query exactly as the client sent it."""
+    target = quote(cleaned, safe="/$&+,:;=@").encode("ascii")
+    query: bytes = scope.get("query_string", b"")
+    return target + b"?" + query if query else target
 
 
 def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -145,10 +154,8 @@ class Gateway:
             return
         cleaned = clean_path(path)
         if cleaned != path:
-            query = scope.get("query_string", b"").decode("latin-1")
-            location = cleaned + (f"?{query}" if query else "")
             await send_text(
-                send, 301, "Moved Permanently", [(b"location", location.encode("utf-8"))]
+                send, 301, "Moved Permanently", [(b"location", location(scope, cleaned))]
             )
             return
         if path not in OPEN_PATHS and not authorized(

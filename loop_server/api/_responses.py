@@ -30,7 +30,13 @@ def text_response(message: str, status: int) -> Response:
 
 
 def empty_response(status: int) -> Response:
-    return Response(b"", status=status)
+    """No body, so no ``Content-Type`` (Quart would claim ``text/html``; Go's handlers only write
+    the status), and a ``204`` has no ``Content-Length`` either (RFC 9110 §8.6)."""
+    response = Response(b"", status=status)
+    del response.headers["Content-Type"]
+    if status == 204:
+        del response.headers["Content-Length"]
+    return response
 
 
 async def read_body(schema: Mapping[str, FieldKind] | None) -> dict[str, Any]:

@@ -3,12 +3,16 @@
 * JSON bodies are Go-encoded (``loop_server.gojson``), re-exported here as ``go_json``.
 * Request bodies are decoded like Go's ``json.Decoder.Decode`` into a struct: only the first JSON
   value is read, unknown fields are ignored, keys match case-insensitively, ``null`` leaves a
-  field unset, and a value of the wrong type is an error.
+  field unset, and a value of the wrong type is an error. What Python's parser reads differently
+  from Go's is brought in line: ``NaN``/``Infinity`` are not JSON (400); an integer of any length
+  is a number (Python refuses more than 4300 digits); a lone surrogate escape (``"\\ud800"``)
+  becomes U+FFFD. Nesting deeper than Python's recursion allows is a 400 (Go's limit is 10000).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -17,12 +21,27 @@ from loop_server.gojson import go_json
 FieldKind = Literal["str", "int", "bool", "str_list"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a valid pair is already one character here
+_INT64_CHARS = len(str(_INT64_MIN))  # JSON has no leading zeros: a longer literal is out of range
 
 
 class BodyError(ValueError):
     """The body is not decodable into the route's request struct."""
+
+
+def _reject_constant(name: str) -> object:
+    raise BodyError(f"invalid character in literal {name}")  # NaN, Infinity: not JSON to Go
+
+
+def _parse_int(literal: str) -> int | float:
+    # Python will not convert an integer literal of more than 4300 digits (a ValueError, which
+    # was a 500); past int64's width no field here can take the value, and a float fails the
+    # int check exactly as Go's overflow does.
+    return int(literal) if len(literal) <= _INT64_CHARS else float(literal)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
 
 
 def decode_body(raw: bytes, schema: Mapping[str, FieldKind]) -> dict[str, Any]:
@@ -33,8 +52,10 @@ def decode_body(raw: bytes, schema: Mapping[str, FieldKind]) -> dict[str, Any]:
         raise BodyError("EOF")
     try:
         value, _ = _DECODER.raw_decode(text, start)  # trailing bytes are ignored, as in Go
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, and BodyError from _reject_constant
         raise BodyError(str(err)) from err
+    except RecursionError as err:
+        raise BodyError("exceeded max depth") from err
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -54,7 +75,7 @@ def decode_body(raw: bytes, schema: Mapping[str, FieldKind]) -> dict[str, Any]:
 
 def _check(name: str, kind: FieldKind, item: Any) -> Any:
     if kind == "str" and isinstance(item, str):
-        return item
+        return _LONE_SURROGATE.sub("\ufffd", item)
     if kind == "bool" and isinstance(item, bool):
         return item
     if (
@@ -65,7 +86,7 @@ def _check(name: str, kind: FieldKind, item: Any) -> Any:
     ):
         return item
     if kind == "str_list" and isinstance(item, list) and all(isinstance(i, str) for i in item):
-        return item
+        return [_LONE_SURROGATE.sub("\ufffd", i) for i in item]
     raise BodyError(f"field {name}: wrong type {type(item).__name__}")
 
 

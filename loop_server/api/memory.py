@@ -11,6 +11,7 @@ from quart import Quart, Response
 from loop_server.api import _routes as routes
 from loop_server.api._responses import ApiError, json_response, need, read_body
 from loop_server.api._routes import INTEGER, STRING, Reply, Route, json_object, route
+from loop_server.api.channels import work_dir
 from loop_server.api.deps import ApiDeps
 from loop_server.protocols import MemorySearchResult
 
@@ -42,11 +43,11 @@ async def resolve_dir(deps: ApiDeps, dir_path: str, channel_id: str) -> str:
         raise ApiError(400, f"looking up channel: {err}") from err
     if channel is None:
         raise ApiError(400, f"channel {channel_id} not found")
-    resolved = channel.dir_path
+    # The same work dir as the listing and agent runs show (os.path.join would drop the loop
+    # dir for a channel id that starts with "/").
+    resolved = work_dir(deps, channel)
     if not resolved:
-        if not deps.loop_dir:
-            raise ApiError(400, f"channel {channel_id} has no dir_path")
-        resolved = os.path.join(deps.loop_dir, channel_id, "work")
+        raise ApiError(400, f"channel {channel_id} has no dir_path")
     if "\x00" in resolved or not os.path.isabs(resolved):
         # Channels store what their creator sent; the indexer only works on absolute paths.
         raise ApiError(400, f"channel {channel_id} work dir {resolved!r} is not an absolute path")

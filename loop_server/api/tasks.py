@@ -232,7 +232,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             await scheduler.update_task(ident, body.get("enabled"), edit)
         except ScheduleError as err:
             raise ApiError(400, str(err)) from err
-        return Response(b"", status=200)
+        return empty_response(200)
 
     @route(app, RUNS)
     async def list_runs(task_id: str) -> Response:

@@ -86,6 +86,33 @@ async def test_unclean_path_redirects(server: ServerHandle) -> None:
     assert headers["location"] == "/api/health?x=1"
 
 
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        # The path arrives decoded: an escaped "?" must not come back as the start of a query,
+        # nor anything else unescaped (Go escapes the cleaned path when it redirects).
+        ("//api/channels/a%3Fb/messages", "/api/channels/a%3Fb/messages"),
+        ("//api/channels/a%20b/messages?limit=5", "/api/channels/a%20b/messages?limit=5"),
+        ("//api/channels/%C3%A9/messages", "/api/channels/%C3%A9/messages"),
+        ("//api/channels/a%25b/messages", "/api/channels/a%25b/messages"),
+        ("//api/channels/a:b@c/messages?q=%0A", "/api/channels/a:b@c/messages?q=%0A"),
+        # A line break in the path was a 500 (the header was refused).
+        (
+            "//api/channels/a%0D%0AX-Injected:%201/messages",
+            "/api/channels/a%0D%0AX-Injected:%201/messages",
+        ),
+    ],
+)
+async def test_redirect_location_is_escaped(
+    server: ServerHandle, target: str, location: str
+) -> None:
+    status, headers, _ = await raw_request(
+        server.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert (status, headers["location"]) == (301, location)
+    assert "x-injected" not in headers
+
+
 async def test_body_over_limit_is_413(client: httpx.AsyncClient, server: ServerHandle) -> None:
     size = 1024 * 1024 + 10
     head = (
@@ -125,6 +152,10 @@ async def test_chunked_body_over_limit_is_413(
         b'{"channel_id": 5, "content": "x"}',
         b'{"channel_id": "c", "content": ["x"]}',
         b"\xff\xfe",
+        # Python's parser takes these; Go's does not (they are not JSON).
+        b'{"channel_id": "c", "content": "x", "extra": NaN}',
+        b'{"channel_id": "c", "content": "x", "extra": -Infinity}',
+        b'{"channel_id": "c", "content": "x", "extra": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
 )
 async def test_undecodable_body_is_400(client: httpx.AsyncClient, body: bytes) -> None:
@@ -139,6 +170,71 @@ async def test_trailing_bytes_unknown_fields_and_key_case(client: httpx.AsyncCli
     assert response.status_code == 204
     history = (await client.get("/api/channels/c1/messages")).json()
     assert [m["content"] for m in user_messages(history)] == ["hi"]
+
+
+async def test_any_integer_literal_is_a_number(client: httpx.AsyncClient) -> None:
+    # Python refuses to convert more than 4300 digits; Go reads the number and skips the field.
+    body = b'{"channel_id":"c1","content":"hi","extra":' + b"1" * 5000 + b"}"
+    response = await client.post("/api/messages", content=body)
+    assert response.status_code == 204, response.text
+    history = (await client.get("/api/channels/c1/messages")).json()
+    assert [m["content"] for m in user_messages(history)] == ["hi"]
+    # In an integer field it is out of int64's range: a bad body, as in Go.
+    body = b'{"type":"interval","schedule":"1h","auto_delete_sec":' + b"9" * 5000 + b"}"
+    response = await client.post("/api/tasks", content=body)
+    assert (response.status_code, response.text) == (400, "invalid request body\n")
+
+
+async def test_lone_surrogate_escape_is_replacement_char(client: httpx.AsyncClient) -> None:
+    # Valid JSON that is not valid Unicode: Go decodes it as U+FFFD (it used to be a 500).
+    body = b'{"name":"a\\ud800b\\udc00","author_id":"u"}'
+    response = await client.post("/api/channels/create", content=body)
+    assert response.status_code == 201, response.text
+    [channel] = (await client.get("/api/channels")).json()
+    assert channel["name"] == "a\ufffdb\ufffd"
+    # A proper pair is one character, as before.
+    body = b'{"channel_id":"c1","content":"\\ud83d\\ude00 \\udbff"}'
+    assert (await client.post("/api/messages", content=body)).status_code == 204
+    history = (await client.get("/api/channels/c1/messages")).json()
+    assert [m["content"] for m in user_messages(history)] == ["\U0001f600 \ufffd"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("DELETE", "/api/tasks/1", None, 204),
+        ("PATCH", "/api/tasks/1", b'{"enabled":false}', 200),
+        ("DELETE", "/api/channels/{channel}", None, 204),
+        ("POST", "/api/messages", b'{"channel_id":"c1","content":"hi"}', 204),
+        ("POST", "/api/commands", b'{"channel_id":"c1","command":"status"}', 204),
+    ],
+)
+async def test_empty_answers_claim_no_content_type(
+    server: ServerHandle,
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: bytes | None,
+    status: int,
+) -> None:
+    channel = (await client.post("/api/channels/create", json={"name": "n"})).json()["channel_id"]
+    task = {"channel_id": channel, "type": "interval", "schedule": "1h", "prompt": "p"}
+    assert (await client.post("/api/tasks", json=task)).status_code == 201
+    head = f"{method} {path.format(channel=channel)} HTTP/1.1\r\nHost: x\r\n"
+    if body is not None:
+        head += f"Content-Length: {len(body)}\r\n"
+    got, headers, content = await raw_request(
+        server.port, (head + "Connection: close\r\n\r\n").encode() + (body or b"")
+    )
+    assert (got, content) == (status, b"")
+    # Go writes only the status: no Content-Type (Quart's default claimed text/html), and a
+    # 204 carries no Content-Length (RFC 9110 section 8.6).
+    assert "content-type" not in headers
+    if status == 204:
+        assert "content-length" not in headers
+    else:
+        assert headers["content-length"] == "0"
+    assert headers["access-control-allow-origin"] == "*"
 
 
 class TestToken:
@@ -200,3 +296,47 @@ class TestToken:
                         head += await stream.receive_some(4096)
             assert head.startswith(b"HTTP/1.1 101 ")
         secured.shutdown()
+
+
+CHANNELS_501 = "channel creation not configured (discord_guild_id not set or Slack not configured)"
+HISTORY_501 = "message listing not configured"
+
+
+@pytest.mark.parametrize(
+    ("missing", "method", "path", "body", "text"),
+    [
+        ("store", "GET", "/api/channels", None, "channel listing not configured"),
+        ("channels", "POST", "/api/channels", b"{", CHANNELS_501),
+        ("channels", "POST", "/api/channels/create", b"{", CHANNELS_501),
+        ("store", "DELETE", "/api/channels/c1", None, "channel deletion not configured"),
+        ("store", "GET", "/api/channels/c/messages?limit=x", None, HISTORY_501),
+        ("threads", "POST", "/api/threads", b"{", "thread creation not configured"),
+        ("threads", "DELETE", "/api/threads/t1", None, "thread deletion not configured"),
+    ],
+)
+async def test_missing_collaborator_is_501_first(
+    server: ServerHandle,
+    client: httpx.AsyncClient,
+    missing: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    text: str,
+) -> None:
+    setattr(server.services["deps"], missing, None)
+    response = await client.request(method, path, content=body)
+    assert (response.status_code, response.text) == (501, text + "\n")
+    assert response.headers["content-type"] == TEXT
+
+
+async def test_messages_without_handler_or_sender(
+    server: ServerHandle, client: httpx.AsyncClient
+) -> None:
+    deps = server.services["deps"]
+    deps.incoming = None
+    deps.messages = None
+    # The body is checked before the configuration (SPEC §3.4).
+    bad = await client.post("/api/messages", content=b"{")
+    assert (bad.status_code, bad.text) == (400, "invalid request body\n")
+    response = await client.post("/api/messages", json={"channel_id": "c1", "content": "hi"})
+    assert (response.status_code, response.text) == (501, "message sending not configured\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from loop_server.api.deps import ApiDeps
 from loop_server.memory import MemoryConfig, open_memory_indexer
 from loop_server.protocols import MemorySearchResult
 from loop_server.runtime import ServerHandle
-from loop_server.store.models import Channel, Message
+from loop_server.store.models import Channel, ChannelUpsert, Message
 from tests.memory.conftest import set_project_paths, write
 
 TEXT = "text/plain; charset=utf-8"
@@ -196,6 +197,22 @@ async def test_channel_without_dir_uses_the_loop_dir(api: Api, server: ServerHan
     assert_text(
         await api.index({"channel_id": channel_id}), 400, f"channel {channel_id} has no dir_path"
     )
+
+
+async def test_loop_dir_fallback_stays_in_the_loop_dir(api: Api, server: ServerHandle) -> None:
+    # Channel ids come from callers (a message to an unknown id creates it). One that starts
+    # with "/" must still work under the loop dir, as the listing and agent runs have it; a
+    # path join used to drop the loop dir and look at "/odd-id/work".
+    row = ChannelUpsert(channel_id="/odd-id", name="odd", platform="local", active=True)
+    await server.store.channels.upsert(row, datetime.now(UTC))
+    work = server.config.data_dir / "odd-id" / "work"
+    set_project_paths(work, ["notes"])
+    write(work / "notes" / "a.md", "odd channel note")
+    listed = (await api.client.get("/api/channels")).json()
+    assert Path(listed[0]["dir_path"]) == work
+    assert (await api.index({"channel_id": "/odd-id"})).json() == {"count": 1}
+    response = await api.search({"query": "odd note", "channel_id": "/odd-id"})
+    assert Path(response.json()["results"][0]["file_path"]) == work / "notes" / "a.md"
 
 
 class BrokenLister:
