@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 import docker.errors
 import trio
 
+from loop_server.channel_paths import fallback_work_dir
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL, channel_labels
 from loop_server.containers._workdir import prepare_claude_dir, prepare_work_dir
@@ -35,7 +36,7 @@ class ContainerSettings:
     claude_dir: str = ""
 
     def work_dir(self, channel_id: str, dir_path: str) -> str:
-        return dir_path or f"{self.loop_dir}/{channel_id}/work"
+        return dir_path or fallback_work_dir(self.loop_dir, channel_id)
 
     def create_kwargs(self, channel_id: str, work_dir: str) -> dict[str, object]:
         volumes = {work_dir: {"bind": work_dir, "mode": "rw"}}

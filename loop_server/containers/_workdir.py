@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-
-def mcp_config_path(work_dir: str, channel_id: str) -> str:
-    return f"{work_dir}/.loop/mcp-{channel_id}.json"
+from loop_server.channel_paths import mcp_config_path
 
 
 def prepare_work_dir(work_dir: str, channel_id: str) -> None:

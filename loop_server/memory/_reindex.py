@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable
 
 import trio
@@ -24,10 +23,9 @@ async def channel_work_dirs(channels: ChannelLister, loop_dir: str) -> list[str]
     for channel in await channels.list_channels():
         if channel.parent_id:
             continue
-        if channel.dir_path:
-            dirs[channel.dir_path] = None
-        elif loop_dir:
-            dirs[os.path.join(loop_dir, channel.channel_id, "work")] = None
+        work_dir = channel.work_dir(loop_dir)
+        if work_dir:
+            dirs[work_dir] = None
     return list(dirs)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import trio
 
+from loop_server.channel_paths import mcp_config_path
 from loop_server.clock import Clock
 from loop_server.platform.local import new_thread_id
 from loop_server.protocols import ThreadCreator
@@ -72,7 +73,7 @@ class ThreadService:
             raise Invalid(f"channel {thread_id} is not a thread")
         work_dir = thread.work_dir(self._loop_dir)
         if work_dir:
-            await self._remove_mcp_config(Path(work_dir) / ".loop" / f"mcp-{thread_id}.json")
+            await self._remove_mcp_config(Path(mcp_config_path(work_dir, thread_id)))
         if self._creator is not None:
             try:
                 await self._creator.delete_thread(thread_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from loop_server.channel_paths import fallback_work_dir
+
 
 @dataclass(frozen=True, slots=True)
 class Channel:
@@ -31,10 +33,11 @@ class Channel:
         """Where its agents and shells work: its ``dir_path``, else ``<loop dir>/<id>/work``
         (SPEC §3.1 step 7, A.5 step 5) — for a thread, its parent's id: a thread continues its
         parent's conversation (it forks the parent's Claude session, which Claude looks up
-        by work dir) about the same files. Without a loop dir, just ``dir_path``."""
+        by work dir) about the same files. Without a loop dir, just ``dir_path``. An id that
+        is not a plain file name is replaced by a digest (``channel_paths``)."""
         if self.dir_path or not loop_dir:
             return self.dir_path
-        return f"{loop_dir}/{self.parent_id or self.channel_id}/work"
+        return fallback_work_dir(loop_dir, self.parent_id or self.channel_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loop_server.channel_paths import fallback_work_dir, mcp_config_path
 from loop_server.config import parse_hujson
-from loop_server.containers._workdir import mcp_config_path
 
 log = logging.getLogger("loop_server.terminal")
 
@@ -28,7 +28,7 @@ class InteractiveCommands:
     def build_interactive_cmd(
         self, channel_id: str, dir_path: str, session_id: str, fork_session: bool
     ) -> str:
-        work_dir = dir_path or f"{self._loop_dir}/{channel_id}/work"
+        work_dir = dir_path or fallback_work_dir(self._loop_dir, channel_id)
         project = _project_config(work_dir)
         claude_bin = _text(project, "claude_bin_path") or self._claude_bin
         model = _text(project, "claude_model") or self._model

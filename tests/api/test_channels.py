@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
@@ -174,3 +174,23 @@ async def test_ensure_requires_an_absolute_dir(client: httpx.AsyncClient, dir_pa
     assert response.status_code == 400
     assert response.text == "dir_path must be an absolute path\n"
     assert (await client.get("/api/channels")).json() == []
+
+
+async def test_a_channel_id_that_is_a_path_stays_in_the_loop_dir(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    """Ids are the caller's (a message creates its channel): `../..` must not move the work dir
+    that agents get mounted read-write out of the data dir."""
+    channel_id = "../../../tmp/escaped"
+    posted = await client.post("/api/messages", json={"channel_id": channel_id, "content": "hi"})
+    assert posted.status_code == 204
+    await agents_idle(server)
+    [listed] = [
+        c for c in (await client.get("/api/channels")).json() if c["channel_id"] == channel_id
+    ]
+    work = PurePosixPath(listed["dir_path"])
+    assert ".." not in work.parts
+    assert work.parent.parent == PurePosixPath(server.config.data_dir)
+    assert work.parent.name.startswith("id-")
+    # The agent run (or its clear error without an engine) did not create the path the id spells.
+    assert not await trio.Path("/tmp/escaped").exists()
