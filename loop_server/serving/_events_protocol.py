@@ -45,7 +45,7 @@ def parse_subscribe(payload: bytes) -> tuple[bool, list[str] | None]:
     JSON, another ``type``, fields of the wrong JSON type."""
     try:
         message = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return False, None
     if not isinstance(message, dict):
         return False, None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ SESSION_FAILED = "session_failed"
 UNKNOWN_MESSAGE = "unknown_message"
 
 _UINT_MAX = 2**64 - 1
+# A "\ud800" escape decodes to a lone surrogate (a valid pair is one character already); Go
+# decodes it to U+FFFD, and it could not be encoded for Docker's API anyway.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidMessage(ValueError):
@@ -70,6 +74,8 @@ def parse_control(payload: bytes) -> ControlMessage:
         value = json.loads(text, object_pairs_hook=_Object, parse_constant=_reject_constant)
     except ValueError as err:  # JSONDecodeError, and our own InvalidMessage
         raise InvalidMessage(str(err)) from None
+    except RecursionError:  # nested deeper than Python's parser goes
+        raise InvalidMessage("exceeded max depth") from None
     if value is None:
         return ControlMessage()  # Go: unmarshalling null into a struct changes nothing
     if not isinstance(value, _Object):
@@ -86,11 +92,11 @@ def parse_control(payload: bytes) -> ControlMessage:
 def _check(name: str, item: Any) -> Any:
     if name in _STRING_FIELDS:
         if isinstance(item, str):
-            return item
+            return _LONE_SURROGATE.sub("\ufffd", item)
     elif name == "cmd":
         if isinstance(item, list) and all(isinstance(a, str) or a is None for a in item):
             # A null element of a Go []string stays "" (and is then an empty argument).
-            return tuple(a or "" for a in item)
+            return tuple(_LONE_SURROGATE.sub("\ufffd", a or "") for a in item)
     elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= _UINT_MAX:
         return item
     raise InvalidMessage(f"wrong type for field {name}")

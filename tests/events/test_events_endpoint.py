@@ -103,6 +103,7 @@ async def test_garbage_from_the_client_is_ignored(start_server: StartServer) -> 
                 '{"type": "subscribe", "channels": "C2"}',
                 '{"type": "subscribe", "channels": [1]}',
                 '{"type": 5}',
+                "[" * 100_000 + "]" * 100_000,  # deeper than Python's parser goes
             ):
                 await ws.send_message(garbage)
             await ws.send_message(b"\xff\x00\xfe binary garbage")

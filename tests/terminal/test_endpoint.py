@@ -341,8 +341,10 @@ async def test_every_error_code(
     server = await start_terminal_server(finder=None)
     with trio.fail_after(DEADLINE):
         async with open_terminal(server.port) as term:
-            # invalid_json: not JSON, not an object, a negative size, a wrong type.
-            for garbage in ("not json", "[]", '{"type":"resize","rows":-1,"cols":80}'):
+            # invalid_json: not JSON, not an object, a negative size, nested deeper than the
+            # parser goes.
+            deep = "[" * 100_000 + "]" * 100_000
+            for garbage in ("not json", "[]", '{"type":"resize","rows":-1,"cols":80}', deep):
                 await term.send_raw(garbage)
                 assert await term.error("invalid_json") == "invalid JSON"
             await term.send_raw(b"\x00\xff\xfe binary garbage")

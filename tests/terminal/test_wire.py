@@ -94,6 +94,15 @@ def test_invalid_utf8_inside_strings_is_replaced_as_go_does() -> None:
     assert parse_control(b'{"type":"x\xffy"}').type == "x\ufffdy"
 
 
+def test_lone_surrogate_escapes_become_the_replacement_character() -> None:
+    """Go decodes "\\ud800" to U+FFFD; kept as a lone surrogate it could not even be encoded
+    for Docker's API."""
+    message = parse_control(b'{"type":"create","channel_id":"c\\udc00","cmd":["echo","\\ud800x"]}')
+    assert message.channel_id == "c\ufffd"
+    assert message.cmd == ("echo", "\ufffdx")
+    assert parse_control(b'{"cmd":["\\ud83d\\ude00"]}').cmd == ("\U0001f600",)  # a pair
+
+
 def test_uint64_range_is_accepted() -> None:
     assert parse_control(b'{"rows":18446744073709551615,"cols":0}').rows == 2**64 - 1
 
