@@ -123,27 +123,65 @@ def test_stub_default_stream_json(docker_containers: Containers) -> None:
     assert result["num_turns"] == 1
 
 
-def test_stub_session_ids_resume_and_fork(docker_containers: Containers) -> None:
-    first = events(docker_containers.stub(*stub_args("one")))[-1]["session_id"]
-    second = events(docker_containers.stub(*stub_args("two")))[-1]["session_id"]
+def _claude_dir(tmp_path: Path, *sessions: str) -> tuple[Path, dict[str, Any]]:
+    """A Claude state dir on the host holding ``sessions`` (for the container's work dir "/"),
+    and the ``Containers.stub`` options that mount it as the server does."""
+    claude = tmp_path / "claude"
+    project = claude / "projects" / "-"
+    project.mkdir(parents=True)
+    for session in sessions:
+        (project / f"{session}.jsonl").write_text('{"type":"user"}\n')
+    options = {
+        "volumes": {str(claude): {"bind": str(claude), "mode": "rw"}},
+        "environment": {"CLAUDE_CONFIG_DIR": str(claude)},
+    }
+    return project, options
+
+
+def test_stub_session_ids_resume_and_fork(docker_containers: Containers, tmp_path: Path) -> None:
+    project, mount = _claude_dir(tmp_path)
+    first = events(docker_containers.stub(*stub_args("one"), **mount))[-1]["session_id"]
+    second = events(docker_containers.stub(*stub_args("two"), **mount))[-1]["session_id"]
     assert UUID_RE.match(first) and UUID_RE.match(second)
     assert first != second
+    # Each session is kept where Claude keeps it, so a later container can resume it.
+    assert sorted(p.name for p in project.iterdir()) == sorted(
+        [f"{first}.jsonl", f"{second}.jsonl"]
+    )
 
-    resumed = events(docker_containers.stub(*stub_args("again", "--resume", "sess-parent")))
-    assert {e["session_id"] for e in resumed} == {"sess-parent"}
+    resumed = events(docker_containers.stub(*stub_args("again", "--resume", first), **mount))
+    assert {e["session_id"] for e in resumed} == {first}
     assert resumed[-1]["result"] == "Done: again"
+    assert len((project / f"{first}.jsonl").read_text().splitlines()) == 2
 
     forked = events(
-        docker_containers.stub(*stub_args("branch", "--resume", "sess-parent", "--fork-session"))
+        docker_containers.stub(*stub_args("branch", "--resume", first, "--fork-session"), **mount)
     )
     forked_ids = {e["session_id"] for e in forked}
     assert len(forked_ids) == 1
     (forked_id,) = forked_ids
-    assert forked_id != "sess-parent"
+    assert forked_id not in (first, second)
     assert UUID_RE.match(forked_id)
 
 
-def test_stub_echo_args_shows_the_full_command_line(docker_containers: Containers) -> None:
+def test_stub_cannot_resume_a_session_it_does_not_have(
+    docker_containers: Containers, tmp_path: Path
+) -> None:
+    """As Claude: no transcript in the state dir, no resume — also when the session was made in
+    another container whose state dir is gone."""
+    made = events(docker_containers.stub(*stub_args("one")))[-1]["session_id"]
+    for session in (made, "sess-unknown"):
+        for fork in ((), ("--fork-session",)):
+            run = docker_containers.stub(*stub_args("again", "--resume", session, *fork))
+            assert run.exit_code == 1
+            assert run.stdout == ""
+            assert run.stderr == f"No conversation found with session ID: {session}\n"
+
+
+def test_stub_echo_args_shows_the_full_command_line(
+    docker_containers: Containers, tmp_path: Path
+) -> None:
+    _, mount = _claude_dir(tmp_path, "sess-1")
     args = [
         "--mcp-config",
         "/work/.loop/mcp-ch_1.json",
@@ -161,7 +199,7 @@ def test_stub_echo_args_shows_the_full_command_line(docker_containers: Container
         "be brief",
         "STUB:ECHO_ARGS please",
     ]
-    run = docker_containers.stub(*args)
+    run = docker_containers.stub(*args, **mount)
     assert run.exit_code == 0
     evs = events(run)
     assert evs[-1]["result"] == " ".join(args)
@@ -169,8 +207,9 @@ def test_stub_echo_args_shows_the_full_command_line(docker_containers: Container
     assert evs[-1]["session_id"] != "sess-1"  # forked
 
 
-def test_stub_fail(docker_containers: Containers) -> None:
-    run = docker_containers.stub(*stub_args("do it STUB:FAIL", "--resume", "sess-9"))
+def test_stub_fail(docker_containers: Containers, tmp_path: Path) -> None:
+    _, mount = _claude_dir(tmp_path, "sess-9")
+    run = docker_containers.stub(*stub_args("do it STUB:FAIL", "--resume", "sess-9"), **mount)
     assert run.exit_code == 1
     evs = events(run)
     assert [e["type"] for e in evs] == ["system", "assistant", "result"]

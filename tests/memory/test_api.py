@@ -14,6 +14,7 @@ import pytest
 
 from loop_server.api import memory as memory_routes
 from loop_server.api.deps import ApiDeps
+from loop_server.channel_paths import fallback_work_dir
 from loop_server.memory import MemoryConfig, open_memory_indexer
 from loop_server.protocols import MemorySearchResult
 from loop_server.runtime import ServerHandle
@@ -205,7 +206,8 @@ async def test_loop_dir_fallback_stays_in_the_loop_dir(api: Api, server: ServerH
     # path join used to drop the loop dir and look at "/odd-id/work".
     row = ChannelUpsert(channel_id="/odd-id", name="odd", platform="local", active=True)
     await server.store.channels.upsert(row, datetime.now(UTC))
-    work = server.config.data_dir / "odd-id" / "work"
+    work = Path(fallback_work_dir(str(server.config.data_dir), "/odd-id"))
+    assert work.parent.parent == server.config.data_dir  # (a digest stands for the odd id)
     set_project_paths(work, ["notes"])
     write(work / "notes" / "a.md", "odd channel note")
     listed = (await api.client.get("/api/channels")).json()
