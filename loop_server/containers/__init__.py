@@ -5,12 +5,20 @@ from loop_server.containers._channel import ChannelContainers, ContainerSettings
 from loop_server.containers._demux import StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._exec import DockerExec, TtyExec
-from loop_server.containers._labels import APP_LABEL, APP_VALUE, CHANNEL_LABEL
+from loop_server.containers._labels import (
+    APP_LABEL,
+    APP_VALUE,
+    CHANNEL_LABEL,
+    ROLE_LABEL,
+    SHELL_ROLE,
+)
 
 __all__ = [
     "APP_LABEL",
     "APP_VALUE",
     "CHANNEL_LABEL",
+    "ROLE_LABEL",
+    "SHELL_ROLE",
     "ChannelContainers",
     "ContainerSettings",
     "DockerEngine",

@@ -16,7 +16,7 @@ import trio
 
 from loop_server.channel_paths import fallback_work_dir
 from loop_server.containers._engine import DockerEngine, EngineError
-from loop_server.containers._labels import CHANNEL_LABEL, channel_labels
+from loop_server.containers._labels import CHANNEL_LABEL, ROLE_LABEL, SHELL_ROLE, channel_labels
 from loop_server.containers._workdir import prepare_claude_dir, prepare_work_dir
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,17 @@ class ChannelContainers:
         return {c.labels.get(CHANNEL_LABEL, "") for c in containers} - {""}
 
     async def find_container_by_channel(self, channel_id: str, dir_path: str) -> str:
+        """The channel's running shell container, made if there is none. Never an agent run's
+        container (SPEC §5.6 infers upstream takes any): that one is removed when its run ends,
+        taking the terminal with it, and a terminal's ``stop`` would kill the run."""
         client = await self._engine.client()
         try:
             found = await self._engine.call(
                 client.containers.list,
-                filters={"label": f"{CHANNEL_LABEL}={channel_id}", "status": "running"},
+                filters={
+                    "label": [f"{CHANNEL_LABEL}={channel_id}", f"{ROLE_LABEL}={SHELL_ROLE}"],
+                    "status": "running",
+                },
             )
         except docker.errors.DockerException as err:
             raise EngineError(f"listing containers: {err}") from err
@@ -114,6 +120,7 @@ class ChannelContainers:
         try:
             # create + start, not ``run``: ``run`` pulls a missing image, and a terminal request
             # must never make the engine reach out to a registry.
+            kwargs["labels"] = {**channel_labels(channel_id), ROLE_LABEL: SHELL_ROLE}
             container = await self._engine.call(
                 client.containers.create,
                 command=["sleep", "infinity"],

@@ -3,6 +3,10 @@
 APP_LABEL = "app"
 APP_VALUE = "loop-agent"
 CHANNEL_LABEL = "loop-channel"
+# On the `sleep infinity` shell containers terminals open (not on agent-run containers, which
+# are removed when their run ends): the ones a terminal may be opened in.
+ROLE_LABEL = "loop-role"
+SHELL_ROLE = "shell"
 
 
 def channel_labels(channel_id: str) -> dict[str, str]:

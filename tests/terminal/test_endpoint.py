@@ -24,7 +24,17 @@ from docker.models.containers import Container
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from loop_server.api._gateway import events_authorizer
-from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers import (
+    APP_LABEL,
+    APP_VALUE,
+    CHANNEL_LABEL,
+    ROLE_LABEL,
+    SHELL_ROLE,
+    ChannelContainers,
+    ContainerSettings,
+    DockerEngine,
+    DockerExec,
+)
 from loop_server.terminal import SessionManager
 from tests.docker.conftest import Containers
 from tests.events.events_helpers import RawClient, client_frame, connect_ws, raw_connect
@@ -98,19 +108,47 @@ async def test_create_by_channel_makes_a_shell_container_and_types_claude(
         assert len(channel_containers(docker_client, channel_id)) == 1
 
 
-async def test_create_by_channel_uses_any_running_container_of_the_channel(
+async def test_create_by_channel_uses_the_channels_running_shell_container(
     start_terminal_server: StartTerminalServer,
     docker_containers: Containers,
     new_channel: NewChannel,
 ) -> None:
     server = await start_terminal_server()
     channel_id = new_channel()
-    mine = start_shell(docker_containers, **{"loop-channel": channel_id})
+    mine = start_shell(docker_containers, **{CHANNEL_LABEL: channel_id, ROLE_LABEL: SHELL_ROLE})
     with trio.fail_after(DEADLINE):
         async with open_terminal(server.port) as term:
             await term.create(channel_id=channel_id, cmd=["hostname"])
             await term.read_until(mine.id[:12].encode())
             assert await term.status() == {"type": "closed"}
+
+
+async def test_create_by_channel_never_uses_an_agent_runs_container(
+    start_terminal_server: StartTerminalServer,
+    docker_containers: Containers,
+    docker_client: docker.DockerClient,
+    new_channel: NewChannel,
+) -> None:
+    """An agent run's container carries the channel label too, but is removed when its run
+    ends (the terminal would die with it, seen in the soak), and a terminal's `stop` would
+    kill the run: the terminal gets a shell container of its own."""
+    server = await start_terminal_server()
+    channel_id = new_channel()
+    agent = start_shell(docker_containers, **{CHANNEL_LABEL: channel_id, APP_LABEL: APP_VALUE})
+    with trio.fail_after(DEADLINE):
+        async with open_terminal(server.port) as term:
+            await term.create(channel_id=channel_id, cmd=["hostname"])
+            await term.expect("closed")
+    assert agent.id[:12].encode() not in term.output
+    [shell] = [
+        c
+        for c in docker_client.containers.list(filters={"label": f"{CHANNEL_LABEL}={channel_id}"})
+        if c.id != agent.id
+    ]
+    assert shell.labels[ROLE_LABEL] == SHELL_ROLE
+    assert shell.id[:12].encode() in term.output
+    agent.reload()
+    assert agent.status == "running"  # untouched
 
 
 @pytest.mark.parametrize(
