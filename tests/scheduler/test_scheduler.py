@@ -317,17 +317,24 @@ async def test_poll_loop_on_mock_clock(store: Store) -> None:
         scheduler = Scheduler(store, executor, clock=wall, poll_interval=30)
         async with trio.open_nursery() as nursery:
             await nursery.start(scheduler.run)
-            await trio.sleep(3600 + 1)
+            # The hour in poll-sized steps: the mock clock jumps to the next deadline whenever
+            # every task waits, also while a store call runs in a thread. With one long sleep
+            # that next deadline was the end of the hour, which a slow store call on a loaded
+            # machine let the clock jump to before the first run (seen in CI: no run at all).
+            # With steps, such a jump moves time by at most one poll.
+            for _ in range(120):
+                await trio.sleep(30)
+            await trio.sleep(1)
             nursery.cancel_scope.cancel()
         assert set(executor.calls) == {task_id}
         return len(executor.calls)
 
     # A separate Trio run, so the MockClock does not skip past the store's worker threads of
-    # other fixtures; autojump waits for 20 ms of real idleness before jumping.
+    # other fixtures; autojump waits for 50 ms of real idleness before jumping.
     count = await trio.to_thread.run_sync(
-        partial(trio.run, scenario, clock=trio.testing.MockClock(autojump_threshold=0.02))
+        partial(trio.run, scenario, clock=trio.testing.MockClock(autojump_threshold=0.05))
     )
     # Runs at 10:10, 10:20, ... 11:00. The wall clock follows the mock clock, which may also
-    # jump while a store thread runs (after 20 ms of real idleness), so a run can slip one
-    # poll late and push the last one out of the hour.
+    # jump while a store thread runs (after 50 ms of real idleness), so a run can slip a poll
+    # late and push the last one out of the hour.
     assert count in (5, 6)
