@@ -12,17 +12,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from loop_server.gojson import go_json
+from loop_server.gojson import as_go_string, go_json
 
 FieldKind = Literal["str", "int", "bool", "str_list"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _WHITESPACE = " \t\n\r"
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a valid pair is already one character here
 _INT64_CHARS = len(str(_INT64_MIN))  # JSON has no leading zeros: a longer literal is out of range
 
 
@@ -75,7 +73,7 @@ def decode_body(raw: bytes, schema: Mapping[str, FieldKind]) -> dict[str, Any]:
 
 def _check(name: str, kind: FieldKind, item: Any) -> Any:
     if kind == "str" and isinstance(item, str):
-        return _LONE_SURROGATE.sub("\ufffd", item)
+        return as_go_string(item)
     if kind == "bool" and isinstance(item, bool):
         return item
     if (
@@ -86,7 +84,7 @@ def _check(name: str, kind: FieldKind, item: Any) -> Any:
     ):
         return item
     if kind == "str_list" and isinstance(item, list) and all(isinstance(i, str) for i in item):
-        return [_LONE_SURROGATE.sub("\ufffd", i) for i in item]
+        return [as_go_string(i) for i in item]
     raise BodyError(f"field {name}: wrong type {type(item).__name__}")
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 
-_REPLACEMENT = "\ufffd"
-_SURROGATES = re.compile("[\ud800-\udfff]")
+from loop_server.gojson import as_go_string
 
 # unicode.IsSpace: ASCII whitespace, U+0085, U+00A0 and the White_Space property.
 # Python's str.split() also splits on U+001C..U+001F, which Go does not.
@@ -31,15 +30,6 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
 _DIGITS = frozenset("0123456789")
-
-
-def as_go_string(text: str) -> str:
-    """Replace lone surrogates with U+FFFD, as Go's JSON decoder would have done.
-
-    Python's ``json`` keeps ``"\\ud800"`` as a lone surrogate; a Go server could never hold
-    one, so the message must show what Go would have seen.
-    """
-    return _SURROGATES.sub(_REPLACEMENT, text)
 
 
 def go_quote(text: str) -> str:

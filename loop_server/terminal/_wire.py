@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import binascii
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from loop_server.gojson import go_json
+from loop_server.gojson import as_go_string, go_json
 
 MAX_CMD_ARGS = 64
 
@@ -28,9 +27,6 @@ SESSION_FAILED = "session_failed"
 UNKNOWN_MESSAGE = "unknown_message"
 
 _UINT_MAX = 2**64 - 1
-# A "\ud800" escape decodes to a lone surrogate (a valid pair is one character already); Go
-# decodes it to U+FFFD, and it could not be encoded for Docker's API anyway.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidMessage(ValueError):
@@ -92,11 +88,11 @@ def parse_control(payload: bytes) -> ControlMessage:
 def _check(name: str, item: Any) -> Any:
     if name in _STRING_FIELDS:
         if isinstance(item, str):
-            return _LONE_SURROGATE.sub("\ufffd", item)
+            return as_go_string(item)
     elif name == "cmd":
         if isinstance(item, list) and all(isinstance(a, str) or a is None for a in item):
             # A null element of a Go []string stays "" (and is then an empty argument).
-            return tuple(_LONE_SURROGATE.sub("\ufffd", a or "") for a in item)
+            return tuple(as_go_string(a or "") for a in item)
     elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= _UINT_MAX:
         return item
     raise InvalidMessage(f"wrong type for field {name}")
