@@ -195,10 +195,7 @@ class Orchestrator:
                 parent = await self._store.channels.get(channel.parent_id)
                 parent_session = parent.session_id if parent is not None else ""
             session = choose_session(channel.session_id, parent_session)
-            history: list[Message] = []
-            if not session.session_id:
-                history = await self._store.messages.recent(job.channel_id, PROMPT_HISTORY)
-            prompt = build_prompt(job.message, history, has_session=bool(session.session_id))
+            prompt = await self._chat_prompt(job.channel_id, job.message, session)
 
         def on_turn(text: str) -> None:
             self._streaming(job.channel_id, text)
@@ -218,16 +215,24 @@ class Orchestrator:
                 session.session_id,
                 err,
             )
-            history = await self._store.messages.recent(job.channel_id, PROMPT_HISTORY)
-            prompt = build_prompt(job.message, history, has_session=False)
+            session = SessionChoice()
+            prompt = await self._chat_prompt(job.channel_id, job.message, session)
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, SessionChoice()), on_turn=on_turn
+                RunRequest(job.channel_id, work_dir, prompt, session), on_turn=on_turn
             )
         if job.task is None and outcome.session_id:
             await self._store.channels.set_session_id(
                 job.channel_id, outcome.session_id, self._clock.now()
             )
         return outcome
+
+    async def _chat_prompt(self, channel_id: str, message: Message, session: SessionChoice) -> str:
+        """With a session, only the new message; without, the recent history too (A.5 step 4)."""
+        has_session = bool(session.session_id)
+        history: list[Message] = []
+        if not has_session:
+            history = await self._store.messages.recent(channel_id, PROMPT_HISTORY)
+        return build_prompt(message, history, has_session=has_session)
 
     async def _stopped(self, job: _Job) -> None:
         job.error = STOPPED

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +18,9 @@ import trio
 
 from loop_server.agent._command import SessionChoice, claude_command
 from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
-from loop_server.containers._channel import ContainerSettings, prepare_claude_dir_of
+from loop_server.containers._channel import ContainerSettings, prepare_mounts
 from loop_server.containers._demux import STDOUT, StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
-from loop_server.containers._workdir import prepare_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +72,8 @@ class AgentRunner:
         self._settings = settings
 
     async def run(self, request: RunRequest, on_turn: Callable[[str], None]) -> RunOutcome:
-        if "\x00" in request.work_dir or not os.path.isabs(request.work_dir):
-            # Never create (or mount) a directory relative to wherever the server runs.
-            raise AgentError(f"work dir {request.work_dir!r} is not an absolute path")
         try:
-            await trio.to_thread.run_sync(prepare_work_dir, request.work_dir, request.channel_id)
-        except OSError as err:  # e.g. the channel's dir_path names a file, or is not writable
-            raise AgentError(
-                f"preparing work dir {request.work_dir}: {err.strerror or err}"
-            ) from err
-        await prepare_claude_dir_of(self._containers, AgentError)
-        try:
+            await prepare_mounts(self._containers, request.channel_id, request.work_dir)
             client = await self._engine.client()
         except EngineError as err:
             raise AgentError(str(err)) from err

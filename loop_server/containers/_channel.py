@@ -38,7 +38,14 @@ class ContainerSettings:
     def work_dir(self, channel_id: str, dir_path: str) -> str:
         return dir_path or fallback_work_dir(self.loop_dir, channel_id)
 
-    def create_kwargs(self, channel_id: str, work_dir: str) -> dict[str, object]:
+    def create_kwargs(
+        self, channel_id: str, work_dir: str, *, shell: bool = False
+    ) -> dict[str, object]:
+        """``shell``: the ``sleep infinity`` container terminals open (labelled so that only
+        those are reused by ``find_container_by_channel``)."""
+        labels = channel_labels(channel_id)
+        if shell:
+            labels[ROLE_LABEL] = SHELL_ROLE
         volumes = {work_dir: {"bind": work_dir, "mode": "rw"}}
         environment = dict(self.environment)
         if self.claude_dir:
@@ -46,7 +53,7 @@ class ContainerSettings:
             environment["CLAUDE_CONFIG_DIR"] = self.claude_dir
         kwargs: dict[str, object] = {
             "image": self.image,
-            "labels": channel_labels(channel_id),
+            "labels": labels,
             "volumes": volumes,
             "working_dir": work_dir,
             "environment": environment,
@@ -61,14 +68,23 @@ class ContainerSettings:
         return kwargs
 
 
-async def prepare_claude_dir_of(settings: ContainerSettings, error: type[Exception]) -> None:
-    """Create ``settings.claude_dir`` if it is set; a failure raises ``error`` with the reason."""
-    if not settings.claude_dir:
-        return
+async def prepare_mounts(settings: ContainerSettings, channel_id: str, work_dir: str) -> None:
+    """What every channel container (agent run or shell) needs on the host before it is made:
+    an absolute work dir (never one relative to wherever the server runs), made by us rather
+    than by Docker (as root), with the MCP config file ``claude --mcp-config`` names, and
+    Claude's state dir. Failures raise ``EngineError`` with the reason."""
+    if "\x00" in work_dir or not os.path.isabs(work_dir):
+        raise EngineError(f"work dir {work_dir!r} is not an absolute path")
     try:
-        await trio.to_thread.run_sync(prepare_claude_dir, settings.claude_dir)
-    except OSError as err:
-        raise error(f"preparing claude dir {settings.claude_dir}: {err.strerror or err}") from err
+        await trio.to_thread.run_sync(prepare_work_dir, work_dir, channel_id)
+    except OSError as err:  # e.g. the channel's dir_path names a file, or is not writable
+        raise EngineError(f"preparing work dir {work_dir}: {err.strerror or err}") from err
+    if settings.claude_dir:
+        try:
+            await trio.to_thread.run_sync(prepare_claude_dir, settings.claude_dir)
+        except OSError as err:
+            reason = err.strerror or err
+            raise EngineError(f"preparing claude dir {settings.claude_dir}: {reason}") from err
 
 
 def container_name(channel_id: str, dir_path: str) -> str:
@@ -107,20 +123,13 @@ class ChannelContainers:
         if found:
             return str(found[0].id)
         work_dir = self._settings.work_dir(channel_id, dir_path)
-        if "\x00" in work_dir or not os.path.isabs(work_dir):
-            raise EngineError(f"work dir {work_dir!r} is not an absolute path")
-        # As for an agent run: the mount must not be created by Docker (as root), and the
-        # claude command typed into the terminal names the channel's MCP config file.
-        try:
-            await trio.to_thread.run_sync(prepare_work_dir, work_dir, channel_id)
-        except OSError as err:
-            raise EngineError(f"preparing work dir {work_dir}: {err.strerror or err}") from err
-        await prepare_claude_dir_of(self._settings, EngineError)
-        kwargs = self._settings.create_kwargs(channel_id, work_dir)
+        # As for an agent run (the claude command typed into the terminal names the channel's
+        # MCP config file too).
+        await prepare_mounts(self._settings, channel_id, work_dir)
+        kwargs = self._settings.create_kwargs(channel_id, work_dir, shell=True)
         try:
             # create + start, not ``run``: ``run`` pulls a missing image, and a terminal request
             # must never make the engine reach out to a registry.
-            kwargs["labels"] = {**channel_labels(channel_id), ROLE_LABEL: SHELL_ROLE}
             container = await self._engine.call(
                 client.containers.create,
                 command=["sleep", "infinity"],
