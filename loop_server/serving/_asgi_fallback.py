@@ -78,9 +78,12 @@ class WebSocketFallback:
                 return
         await self._app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+    def _authorized(self, scope: Scope) -> bool:
         headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
-        if not self._authorize(headers, _query(scope)):
+        return self._authorize(headers, _query(scope))
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        if not self._authorized(scope):
             return 401, "unauthorized\n"
         if not self._configured():
             return 501, self.not_configured
@@ -111,8 +114,7 @@ class WebSocketFallback:
             if size > _DRAIN_LIMIT:
                 extra.append((b"connection", b"close"))
                 break
-        headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
-        if not self._authorize(headers, _query(scope)):
+        if not self._authorized(scope):
             await _answer(send, 401, "unauthorized\n", extra)
         else:
             await _answer(send, 405, "Method Not Allowed\n", [(b"allow", b"GET, HEAD"), *extra])

@@ -27,10 +27,6 @@ class WriteGuard:
         self._writes: set[trio.CancelScope] = set()
         self._cut = False
 
-    @property
-    def writes_in_flight(self) -> int:
-        return len(self._writes)
-
     def cut_all(self) -> None:
         """End every write in flight, and fail every later one at once."""
         self._cut = True
