@@ -9,7 +9,6 @@ that nothing failed. The 30-minute figures are in docs/benchmarks.md.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import trio
 
 from tests.docker.conftest import docker_client, loop_test_image
+from tests.hardening._process import server_env
 
 __all__ = ["docker_client", "loop_test_image"]
 
@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_short_soak_has_no_errors(loop_test_image: object, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOP_")}
-    env["HOME"] = str(tmp_path)
+    env = server_env(tmp_path)
     with trio.fail_after(180):
         done = await trio.run_process(
             [sys.executable, "benchmarks/soak.py", "--minutes", "0.25", "--docker", "on"],
