@@ -574,11 +574,10 @@ def _summarise(runs: list[Run], options: argparse.Namespace) -> str:
     keys = ("deliveries_per_s", "idle_p99_ms", "load_p99_ms")
     for n in options.subscribers:
         for name in SERVERS:
-            pairs = _pairs([r for r in runs if r.server == name and r.subscribers == n])
             cells = []
             for key in keys:
-                ratios = [stalled.result[key] / clean.result[key] for clean, stalled in pairs]
-                cells.append(f"{statistics.median(ratios):.2f}" if ratios else "n/a")
+                ratio = _paired_ratio(runs, name, n, key)
+                cells.append("n/a" if math.isnan(ratio) else f"{ratio:.2f}")
             lines.append(f"| {n} | {name} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
@@ -636,16 +635,11 @@ def _stall_effect(runs: list[Run], options: argparse.Namespace) -> str:
     the paired medians of the table, against how much the peer's own pairs move (the peer
     treats the stalled client like any other, so its ratios show the noise)."""
 
-    def ratio(name: str, n: int, key: str) -> float:
-        pairs = _pairs([r for r in runs if r.server == name and r.subscribers == n])
-        values = [stalled.result[key] / clean.result[key] for clean, stalled in pairs]
-        return statistics.median(values) if values else float("nan")
-
     ours, noise = [], []
     for n in options.subscribers:
         for key in ("idle_p99_ms", "load_p99_ms"):
-            ours.append(abs(ratio("loop-server", n, key) - 1))
-            noise.append(abs(ratio("node-ws", n, key) - 1))
+            ours.append(abs(_paired_ratio(runs, "loop-server", n, key) - 1))
+            noise.append(abs(_paired_ratio(runs, "node-ws", n, key) - 1))
     if not ours or any(math.isnan(x) for x in ours):
         return "The with/without pairs are incomplete: no verdict on the p99 effect."
     worst, peer_worst = max(ours), max(noise) if noise else float("nan")
@@ -659,6 +653,13 @@ def _stall_effect(runs: list[Run], options: argparse.Namespace) -> str:
     if worst <= peer_worst:
         return text + ": no more than this machine's noise, which this run cannot resolve to 10%."
     return text + ": outside the 10% target."
+
+
+def _paired_ratio(runs: list[Run], server: str, n: int, key: str) -> float:
+    """Median over back-to-back pairs of (with the never-reader ÷ without it); NaN: no pair."""
+    pairs = _pairs([r for r in runs if r.server == server and r.subscribers == n])
+    ratios = [stalled.result[key] / clean.result[key] for clean, stalled in pairs]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 def _pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
