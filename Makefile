@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench clean docker-env binary binary-smoke
+.PHONY: install run test lint bench clean docker-env binary binary-smoke console console-check
 
 install: $(STAMP)
 
@@ -27,6 +27,14 @@ test: install docker-env
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory binary-smoke
+
+# The web console: its built files are committed (loop_server/console_static/), so `make run`
+# needs Python only. Rebuild them after changing console/src; the suite checks they match.
+console:
+	cd console && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+console-check:
+	cd console && npm ci --no-audit --no-fund --loglevel=error && node build.mjs --check
 
 lint: install
 	$(BIN)/ruff check loop_server tests benchmarks

@@ -7,11 +7,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
+from urllib.parse import quote
 
 import trio
 
 from loop_server import __version__
-from loop_server.config import SETTINGS, ConfigError, load_config
+from loop_server.config import SETTINGS, Config, ConfigError, load_config
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -95,6 +97,29 @@ def _memory_main(args: argparse.Namespace) -> int:
     )
 
 
+def console_url(server_url: str, token: str) -> str:
+    """The web console's address; the token goes in the fragment, which browsers never send
+    to a server (nor put in a Referer), so it ends up in no request line or access log."""
+    fragment = f"#token={quote(token, safe='')}" if token else ""
+    return f"{server_url}/{fragment}"
+
+
+async def _serve(config: Config) -> None:
+    from loop_server.runtime import StartupError, run_server
+
+    failed: StartupError | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            handle = await nursery.start(partial(run_server, config, handle_signals=True))
+        except StartupError as err:
+            failed = err  # raised bare, not wrapped in the nursery's group
+        else:
+            # On stdout for the person who ran the command, not in the log (it holds the token).
+            print(f"loop-server: console at {console_url(handle.url, config.token)}", flush=True)
+    if failed is not None:
+        raise failed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -114,10 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from loop_server.runtime import StartupError, run_server
+    from loop_server.runtime import StartupError
 
     try:
-        trio.run(lambda: run_server(config, handle_signals=True))
+        trio.run(_serve, config)
     except StartupError as err:
         print(f"loop-server: {err}", file=sys.stderr)
         return EXIT_FAILURE

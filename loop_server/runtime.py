@@ -22,6 +22,7 @@ from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
+from loop_server.console_assets import ConsoleAssets
 from loop_server.clock import Clock, SystemClock
 from loop_server.commands import (
     CommandHandler,
@@ -315,6 +316,7 @@ async def _start_services(
             "terminals": dataclasses.asdict(terminals.statistics()),
         },
         max_body_bytes=config.max_body_bytes,
+        console=await trio.to_thread.run_sync(ConsoleAssets.from_package),
     )
     bound_host, bound_port = sock.getsockname()[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -28,8 +28,16 @@ TEXT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"x-content-type-options", b"nosniff"),
 )
-OPEN_PATHS = frozenset({"/api/health"})
+OPEN_PATHS = frozenset({"/api/health", "/"})
+# The web console's page and assets: static files without data, loaded before the page can
+# send the token (a browser navigation cannot carry an Authorization header).
+OPEN_PREFIXES = ("/console/",)
 CLOSE = (b"connection", b"close")
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is served without the token."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def clean_path(path: str) -> str:
@@ -158,7 +166,7 @@ class Gateway:
                 send, 301, "Moved Permanently", [(b"location", location(scope, cleaned))]
             )
             return
-        if path not in OPEN_PATHS and not authorized(
+        if not is_open(path) and not authorized(
             self._token, headers, scope.get("query_string", b""), allow_query=False
         ):
             await send_text(send, 401, "unauthorized")

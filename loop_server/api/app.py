@@ -13,6 +13,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from loop_server.api import (
     channels,
     commands,
+    console,
     memory,
     messages,
     misc,
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def create_quart_app(deps: ApiDeps) -> QuartTrio:
-    # No static files: every path the app serves is an API route (and documented).
+    # No Quart static folder: the API routes, plus the console's page and assets when given.
     app = QuartTrio("loop_server", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
     # Quart would otherwise answer OPTIONS itself; the gateway owns preflights.
@@ -69,6 +70,8 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
 
     for module in (channels, messages, threads, tasks, misc, memory, commands, openapi):
         module.register(app, deps)
+    if deps.console is not None:
+        console.register(app, deps.console)
     return app
 
 

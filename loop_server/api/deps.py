@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from loop_server.console_assets import ConsoleAssets
 from loop_server.protocols import (
     ActiveChatLister,
     ChannelEnsurer,
@@ -51,3 +52,4 @@ class ApiDeps:
     branches: BranchReader | None = None
     health: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
     max_body_bytes: int = 1024 * 1024
+    console: ConsoleAssets | None = None  # the web console's files; None: no console routes
