@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench clean docker-env binary binary-smoke console console-check
+.PHONY: install run test lint bench clean docker-env browser-env binary binary-smoke console console-check
 
 install: $(STAMP)
 
@@ -23,7 +23,12 @@ run: install
 docker-env:
 	bash scripts/docker-env.sh
 
-test: install docker-env
+# The browser tests drive Debian's Chromium (installed by the script where root can; in CI a
+# missing browser is a failure) through Playwright's bundled driver, never its downloads.
+browser-env:
+	bash scripts/browser-env.sh
+
+test: install docker-env browser-env
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory binary-smoke
