@@ -50,6 +50,11 @@ class Console {
       },
     });
     this.connection = h("span", { class: "connection", role: "status", "aria-live": "polite" });
+    this.offline = h(
+      "div",
+      { class: "offline-banner", hidden: true, role: "alert" },
+      "Connection to the server lost. Reconnecting… what happens meanwhile is caught up when it is back."
+    );
     this.menuButton = h(
       "button",
       {
@@ -75,6 +80,7 @@ class Console {
         h("h1", { class: "brand" }, h("img", { src: "console/favicon.svg", alt: "", width: 22, height: 22 }), "Loop"),
         this.connection
       ),
+      this.offline,
       h("div", { class: "layout" }, this.sidebar, this.main)
     );
     this.events.onState((state) => this.showConnection(state));
@@ -95,6 +101,7 @@ class Console {
     };
     this.connection.textContent = words[state] || state;
     this.connection.className = `connection state-${state}`;
+    this.offline.hidden = state !== "reconnecting";
     if (state === "live" && this.wasDown) {
       this.wasDown = false;
       this.channels.refresh();
@@ -103,9 +110,20 @@ class Console {
   }
 
   dispatch(event) {
+    if (event.type === "resync") {
+      this.resync();
+      return;
+    }
     this.channels.onEvent(event);
     for (const view of Object.values(this.views)) view.onEvent(event);
-    if (event.type === "resync") this.channels.refresh();
+  }
+
+  async resync() {
+    await this.channels.refresh();
+    const channel = this.channels.find(this.route.channel);
+    if (!channel) return;
+    this.views.chat.resync(channel);
+    this.views.tasks.refresh();
   }
 
   toggleSidebar(open = !this.root.classList.contains("sidebar-open")) {

@@ -248,11 +248,19 @@ export class ChatView {
     this.live.insertBefore(line, this.streaming || this.status || null);
   }
 
+  // After events were lost (a restarted server, a long disconnect): what was streaming is
+  // stale, the history over REST is the truth, and the listing says whether an agent runs.
+  resync(channel) {
+    if (!this.channel || channel.channel_id !== this.channel.channel_id) return;
+    this.channel = channel;
+    this.live.replaceChildren();
+    this.streaming = null;
+    this.status = null;
+    if (channel.agent_running) this.showStatus("running");
+    this.reload();
+  }
+
   onEvent(event) {
-    if (event.type === "resync") {
-      if (this.channel) this.reload();
-      return;
-    }
     if (!this.channel || event.channel_id !== this.channel.channel_id) return;
     const end = this.nearEnd();
     const data = event.data || {};

@@ -54,7 +54,7 @@ export class MemoryView {
           h(
             "li",
             { class: "memory-result" },
-            h("div", { class: "meta" }, h("code", {}, r.file_path), h("span", { class: "score" }, `score ${r.score.toFixed(3)}`)),
+            h("div", { class: "meta" }, h("code", {}, r.file_path), h("span", { class: "score" }, `score ${Number(r.score).toPrecision(3)}`)),
             r.content ? h("p", { class: "content" }, r.content) : null
           )
         )

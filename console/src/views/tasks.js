@@ -227,6 +227,12 @@ export class TasksView {
       clear(box, h("p", { class: "empty" }, "Not run yet."));
       return;
     }
+    // A run's record is finished just after its agent.status; look again until it is.
+    clearTimeout(this.runTimers?.get(id));
+    if (page.runs.some((r) => r.status === "running")) {
+      this.runTimers ??= new Map();
+      this.runTimers.set(id, setTimeout(() => this.loadRuns(id), 1500));
+    }
     clear(
       box,
       h(
@@ -253,7 +259,7 @@ export class TasksView {
 
   onEvent(event) {
     if (!this.channel) return;
-    if (event.type === "resync" || (event.type === "agent.status" && event.channel_id === this.channel.channel_id)) {
+    if (event.type === "agent.status" && event.channel_id === this.channel.channel_id) {
       this.refresh();
     } else if (event.type?.startsWith("task.")) {
       this.refresh();
