@@ -51,7 +51,8 @@ export class ChatView {
     );
     this.input = h("textarea", {
       rows: 2,
-      placeholder: "Message the agent — / for commands, Enter to send, Shift+Enter for a new line",
+      placeholder: "Message the agent — / for commands",
+      title: "Enter sends, Shift+Enter starts a new line",
       "aria-label": "Message",
       oninput: () => this.hint(),
       onkeydown: (e) => {

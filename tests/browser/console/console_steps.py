@@ -20,7 +20,8 @@ def create_channel(page: Page, name_or_dir: str) -> str:
     """Create a channel in the sidebar form; the id of the channel the console then opens."""
     page.get_by_label("New channel: a name, or a project directory").fill(name_or_dir)
     page.get_by_role("button", name="Create channel").click()
-    page.wait_for_selector(".channel-row.current")
+    # Attached, not visible: on a phone the channel drawer closes once a channel is open.
+    page.wait_for_selector(".channel-row.current", state="attached")
     page.wait_for_selector(".view-tab[aria-selected=true]")
     return str(page.eval_on_selector(".channel-row.current .channel-link", "e => e.dataset.channelId"))
 
