@@ -61,7 +61,7 @@ PYINSTALLER_DIR := build/pyinstaller-tool
 PYINSTALLER_STAMP := $(PYINSTALLER_DIR)/.installed-stamp
 BINARY := dist/loop-server
 BINARY_SOURCES := $(shell find loop_server packaging -type f \( -name '*.py' -o -name '*.spec' \)) \
-	README.md
+	README.md $(shell find loop_server/console_static -type f)
 
 binary: $(BINARY)
 

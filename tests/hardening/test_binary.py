@@ -87,6 +87,12 @@ async def test_serves_readme_events_and_stops_on_sigterm(binary: Path, tmp_path:
                 got = await http.get("/api/readme")
                 assert got.status_code == 200
                 assert got.text == readme
+                # The web console's built files are in the bundle too.
+                page = await http.get("/")
+                assert page.status_code == 200 and '<div id="app"' in page.text
+                built = ROOT / "loop_server" / "console_static" / "console" / "app.js"
+                script = await http.get("/console/app.js")
+                assert script.content == built.read_bytes()
 
                 async with connect_ws(server.port, "/api/ws?channels=c1") as ws:
                     # SQLite, the events fast path and the docker SDK, all from the bundle:
