@@ -22,7 +22,6 @@ from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
-from loop_server.console_assets import ConsoleAssets
 from loop_server.clock import Clock, SystemClock
 from loop_server.commands import (
     CommandHandler,
@@ -31,6 +30,7 @@ from loop_server.commands import (
     StoreChannelGrants,
 )
 from loop_server.config import Config
+from loop_server.console_assets import ConsoleAssets
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
 from loop_server.events import EventsHub
 from loop_server.memory import (

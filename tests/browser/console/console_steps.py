@@ -23,7 +23,9 @@ def create_channel(page: Page, name_or_dir: str) -> str:
     # Attached, not visible: on a phone the channel drawer closes once a channel is open.
     page.wait_for_selector(".channel-row.current", state="attached")
     page.wait_for_selector(".view-tab[aria-selected=true]")
-    return str(page.eval_on_selector(".channel-row.current .channel-link", "e => e.dataset.channelId"))
+    return str(
+        page.eval_on_selector(".channel-row.current .channel-link", "e => e.dataset.channelId")
+    )
 
 
 def send(page: Page, text: str) -> None:

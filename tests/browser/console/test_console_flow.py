@@ -109,7 +109,9 @@ async def test_threads_open_create_and_delete(
             p.get_by_role("button", name="Create thread").click()
             p.locator(".channel-heading h2", has_text="idea").wait_for()
             p.locator(".thread-list .channel-row.current").wait_for()
-            return str(p.eval_on_selector(".channel-row.current .channel-link", "e => e.dataset.channelId"))
+            return str(
+                p.eval_on_selector(".channel-row.current .channel-link", "e => e.dataset.channelId")
+            )
 
         thread_id = await page.run(thread)
         containers.also_remove(f"loop-channel={thread_id}")
@@ -208,10 +210,18 @@ async def test_memory_index_and_search(
             p.get_by_role("button", name="Search", exact=True).click()
             p.locator(".memory-result").first.wait_for()
             shot(p, "memory")
-            return list(p.eval_on_selector_all(".memory-result code", "els => els.map(e => e.textContent)"))
+            return list(
+                p.eval_on_selector_all(".memory-result code", "els => els.map(e => e.textContent)")
+            )
 
         files = await page.run(search)
         assert files == [str(project / "notes" / "deploy.md")]
+
+
+# The terminal tabs' session ids this browser tab remembers for a channel.
+SESSION_IDS = (
+    "id => JSON.parse(sessionStorage.getItem(`loop.terminals.${id}`)).map(t => t.sessionId)"
+)
 
 
 async def test_terminal_echo_and_reattach_after_reload(
@@ -237,9 +247,7 @@ async def test_terminal_echo_and_reattach_after_reload(
             shot(p, "terminal")
 
         await page.run(shell)
-        sessions_before = await page.evaluate(
-            f"JSON.parse(sessionStorage.getItem('loop.terminals.{channel_id}')).map(t => t.sessionId)"
-        )
+        sessions_before = await page.evaluate(SESSION_IDS, channel_id)
         assert len(sessions_before) == 2 and all(sessions_before)
 
         def reload_and_reattach(p: Any) -> None:
@@ -251,9 +259,7 @@ async def test_terminal_echo_and_reattach_after_reload(
             steps.wait_for_terminal_line(p, "again")
 
         await page.run(reload_and_reattach)
-        sessions_after = await page.evaluate(
-            f"JSON.parse(sessionStorage.getItem('loop.terminals.{channel_id}')).map(t => t.sessionId)"
-        )
+        sessions_after = await page.evaluate(SESSION_IDS, channel_id)
         assert sessions_after == sessions_before
 
 
@@ -279,6 +285,7 @@ async def test_server_killed_mid_stream_then_the_console_recovers(
 
         await page.run(sees_disconnect)
         async with running(console):
+
             def recovers(p: Any) -> None:
                 p.locator(".connection.state-live").wait_for()
                 # The new server run cannot replay the old one's events: the console reloads
