@@ -1,7 +1,9 @@
 """A reverse proxy that serves loop-server under a sub-path, as nginx's
 ``location /loop/ { proxy_pass http://127.0.0.1:PORT/; }`` would: ``/loop/x`` is forwarded as
 ``/x``, WebSocket upgrades included; anything outside the prefix is sent to a path the server
-does not have, so a page that used an absolute URL would see it fail.
+does not have, so a page that used an absolute URL would see it fail. It can also cut its
+WebSockets and refuse new connections for a while: a network that fails while the server
+keeps running.
 
 Test-only and minimal: HTTP/1.1 requests with ``Content-Length`` bodies (what a browser's
 ``fetch`` of a string sends), then raw bytes after an upgrade. Loopback only.
@@ -25,6 +27,19 @@ class SubPathProxy:
         self.prefix = prefix.encode()
         self.port = 0
         self.rewritten: list[bytes] = []  # every request target, as the server received it
+        self.refusing = False  # while set, new connections are closed at once
+        self._sockets: set[trio.CancelScope] = set()  # upgraded connections (WebSockets)
+
+    def drop_sockets(self) -> int:
+        """Cut every WebSocket going through the proxy (TCP closed, no close frame: as a
+        network that fails); how many were cut."""
+        for scope in self._sockets:
+            scope.cancel()
+        return len(self._sockets)
+
+    @property
+    def sockets(self) -> int:
+        return len(self._sockets)
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -39,6 +54,8 @@ class SubPathProxy:
 
     async def _connection(self, client: trio.SocketStream) -> None:
         async with client:
+            if self.refusing:
+                return
             try:
                 upstream = await trio.open_tcp_stream("127.0.0.1", self.upstream_port)
             except OSError:
@@ -65,9 +82,14 @@ class SubPathProxy:
                 self.rewritten.append(target)
                 await upstream.send_all(b" ".join((method, target, version)) + b"\r\n" + rest)
                 if _UPGRADE.search(head):
-                    if buffer:
-                        await upstream.send_all(buffer)
-                    await _pipe(client, upstream, None)
+                    with trio.CancelScope() as scope:
+                        self._sockets.add(scope)
+                        try:
+                            if buffer:
+                                await upstream.send_all(buffer)
+                            await _pipe(client, upstream, None)
+                        finally:
+                            self._sockets.discard(scope)
                     return
                 length = _CONTENT_LENGTH.search(head)
                 remaining = int(length.group(1)) if length else 0
