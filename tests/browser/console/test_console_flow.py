@@ -184,6 +184,15 @@ async def test_tasks_create_run_now_and_history(
         assert after["enabled"] is False
         assert after["schedule"] == "2h"  # the bad edit changed nothing
 
+        def delete(p: Any) -> None:
+            p.once("dialog", lambda dialog: dialog.accept())
+            p.locator("li.task").first.get_by_role("button", name="Delete").click()
+            p.locator("li.task").wait_for(state="detached")
+
+        await page.run(delete)
+        async with api(console) as client:
+            assert (await client.get("/api/tasks", params={"channel_id": channel_id})).json() == []
+
 
 async def test_memory_index_and_search(
     docker_console: tuple[Console, Containers], page: BrowserPage, tmp_path: Path
@@ -217,6 +226,13 @@ async def test_memory_index_and_search(
         files = await page.run(search)
         assert files == [str(project / "notes" / "deploy.md")]
 
+
+# The last "ROWS COLS" line the current terminal shows (`stty size`), or null.
+STTY_SIZE = """() => {
+  const rows = Array.from(document.querySelectorAll('.term-stage .xterm-rows > div'))
+    .map(r => r.textContent.trim()).filter(t => /^[0-9]+ [0-9]+$/.test(t));
+  return rows.length ? rows[rows.length - 1] : null;
+}"""
 
 # The terminal tabs' session ids this browser tab remembers for a channel.
 SESSION_IDS = (
@@ -261,6 +277,40 @@ async def test_terminal_echo_and_reattach_after_reload(
         await page.run(reload_and_reattach)
         sessions_after = await page.evaluate(SESSION_IDS, channel_id)
         assert sessions_after == sessions_before
+
+        def resize_detach_and_claude(p: Any) -> tuple[str, str]:
+            steps.type_in_terminal(p, "clear; stty size\n")
+            p.wait_for_function(STTY_SIZE)
+            before = str(p.evaluate(STTY_SIZE))
+            # A smaller window: the screen refits and the shell's terminal follows.
+            p.set_viewport_size({"width": 900, "height": 560})
+            p.wait_for_function(
+                "cols => document.querySelector('.term-stage .xterm-rows > div') &&"
+                " document.querySelector('.term-stage').clientWidth < 700",
+                arg=0,
+            )
+            steps.type_in_terminal(p, "clear; stty size\n")
+            p.wait_for_function(f"() => ({STTY_SIZE})() && ({STTY_SIZE})() !== {before!r}")
+            after = str(p.evaluate(STTY_SIZE))
+            # Detach, then re-attach: the session is still there with its output.
+            p.get_by_role("button", name="Detach", exact=True).click()
+            p.locator(".term-status", has_text="detached").wait_for()
+            p.get_by_role("button", name="Re-attach").click()
+            p.locator(".term-status", has_text="attached").wait_for()
+            steps.wait_for_terminal_line(p, after)
+            # An interactive Claude tab: the server types the claude command into its shell.
+            p.get_by_role("button", name="+ Claude").click()
+            p.locator(".term-tab.current .term-tab-button.state-live", has_text="Claude").wait_for()
+            p.wait_for_function(
+                "() => Array.from(document.querySelectorAll('.term-stage .xterm-rows > div'))"
+                ".some(r => r.textContent.includes('/usr/local/bin/claude'))"
+            )
+            return before, after
+
+        before, after = await page.run(resize_detach_and_claude)
+        rows_before, cols_before = map(int, before.split())
+        rows_after, cols_after = map(int, after.split())
+        assert rows_after < rows_before and cols_after < cols_before
 
 
 async def test_server_killed_mid_stream_then_the_console_recovers(
