@@ -147,9 +147,9 @@ export class ChannelsView {
       const result = value.startsWith("/")
         ? await api.ensureChannel(value)
         : await api.createChannel(value);
-      this.nameInput.value = "";
       await this.refresh();
       this.onSelect(result.channel_id);
+      this.nameInput.value = ""; // last: the form is cleared once the new channel is open
     } catch (err) {
       toast(`Could not create the channel: ${err.message}`, "error");
     }

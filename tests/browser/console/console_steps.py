@@ -18,8 +18,11 @@ def open_console(page: Page, url: str) -> None:
 
 def create_channel(page: Page, name_or_dir: str) -> str:
     """Create a channel in the sidebar form; the id of the channel the console then opens."""
-    page.get_by_label("New channel: a name, or a project directory").fill(name_or_dir)
+    field = page.get_by_label("New channel: a name, or a project directory")
+    field.fill(name_or_dir)
     page.get_by_role("button", name="Create channel").click()
+    # The form is cleared once the new channel is listed and open.
+    page.wait_for_function("() => document.querySelector('.channel-create input').value === ''")
     # Attached, not visible: on a phone the channel drawer closes once a channel is open.
     page.wait_for_selector(".channel-row.current", state="attached")
     page.wait_for_selector(".view-tab[aria-selected=true]")

@@ -42,6 +42,28 @@ async def test_every_view_labels_its_controls(console: Console, page: BrowserPag
             assert await page.evaluate(UNNAMED_CONTROLS) == [], view
 
 
+async def test_search_filters_the_channel_list(console: Console, page: BrowserPage) -> None:
+    with trio.fail_after(DEADLINE):
+        await page.run(steps.open_console, console.url)
+        for name in ("alpha-api", "beta-web", "alpha-docs"):
+            await page.run(steps.create_channel, name)
+
+        def search(p: Any, query: str) -> list[str]:
+            p.get_by_label("Search channels").fill(query)
+            p.wait_for_function(
+                "n => document.querySelectorAll('.channel-link').length === n",
+                arg=3 if not query else 2 if query == "ALPHA" else 0,
+            )
+            return list(
+                p.eval_on_selector_all(".channel-name", "els => els.map(e => e.textContent)")
+            )
+
+        assert await page.run(search, "ALPHA") == ["# alpha-api", "# alpha-docs"]
+        assert await page.run(search, "zzz") == []
+        assert await page.run(lambda p: p.get_by_text("No channel matches.").is_visible())
+        assert len(await page.run(search, "")) == 3
+
+
 async def test_keyboard_only(console: Console, page: BrowserPage) -> None:
     with trio.fail_after(DEADLINE):
         await page.run(steps.open_console, console.url)
