@@ -196,13 +196,13 @@ class WsClient:
         buffer = b""
         if via_keepalive:
             # The listener sniffs only the first request: the upgrade then reaches hypercorn.
-            sock.sendall(b"GET /warm-up HTTP/1.1\r\nHost: bench\r\n\r\n")
+            sock.sendall(b"GET /warm-up HTTP/1.1\r\nHost: localhost\r\n\r\n")
             while b"\r\n\r\n" not in buffer:
                 buffer += sock.recv(4096)
             buffer = buffer.partition(b"\r\n\r\n")[2]
         key = base64.b64encode(os.urandom(16))
         sock.sendall(
-            f"GET {TERMINAL} HTTP/1.1\r\nHost: bench\r\n".encode()
+            f"GET {TERMINAL} HTTP/1.1\r\nHost: localhost\r\n".encode()
             + b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             + b"Sec-WebSocket-Key: "
             + key
@@ -436,7 +436,8 @@ def run(options: argparse.Namespace) -> list[Round]:
         IMAGE,
         ["sleep", "infinity"],
         network_mode="none",
-        labels={"loop-bench": "terminal"},
+        # loop-server's own labels: terminals open only in containers it made.
+        labels={"loop-bench": "terminal", "app": "loop-agent", "loop-channel": "bench-terminal"},
     )
     rounds: list[Round] = []
     try:

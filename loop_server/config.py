@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loop_server.origin_policy import normalize_host, normalize_origin
+
 
 class ConfigError(Exception):
     """A setting is missing, malformed or unsafe; the message says which and why."""
@@ -86,6 +88,22 @@ def _platform(value: Any) -> str:
     return text
 
 
+def _list_of(normalize: Callable[[str], str]) -> Callable[[Any], tuple[str, ...]]:
+    """A list setting: a JSON list of strings (config file) or one comma-separated string
+    (flag, environment); each item checked by ``normalize``."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            items = [item for item in value.split(",") if item.strip()]
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            items = value
+        else:
+            raise ValueError("must be a list of strings or a comma-separated string")
+        return tuple(normalize(item) for item in items)
+
+    return parse
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("addr", "--addr", "LOOP_ADDR", "api_addr", _str, "HOST:PORT to listen on"),
     Setting(
@@ -103,6 +121,22 @@ SETTINGS: tuple[Setting, ...] = (
         "api_token",
         _str,
         "bearer token required on every call (empty: none)",
+    ),
+    Setting(
+        "allowed_origins",
+        "--allowed-origins",
+        "LOOP_ALLOWED_ORIGINS",
+        "allowed_origins",
+        _list_of(normalize_origin),
+        "web origins besides the server's own whose pages may call it (comma-separated)",
+    ),
+    Setting(
+        "allowed_hosts",
+        "--allowed-hosts",
+        "LOOP_ALLOWED_HOSTS",
+        "allowed_hosts",
+        _list_of(normalize_host),
+        "Host names besides localhost and loopback IPs served on a loopback bind",
     ),
     Setting(
         "platform",
@@ -258,6 +292,8 @@ class Config:
     data_dir: Path = field(default_factory=lambda: Path.home() / ".loop")
     config_file: Path | None = None
     token: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     platform: str = "local"
     container_image: str = "loop-agent:latest"
     claude_bin: str = "claude"

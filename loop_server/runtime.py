@@ -29,7 +29,7 @@ from loop_server.commands import (
     CommandsConfigError,
     StoreChannelGrants,
 )
-from loop_server.config import Config
+from loop_server.config import Config, is_loopback
 from loop_server.console_assets import ConsoleAssets
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
 from loop_server.events import EventsHub
@@ -40,6 +40,7 @@ from loop_server.memory import (
     open_memory_indexer,
     reindex_forever,
 )
+from loop_server.origin_policy import OriginPolicy
 from loop_server.platform.local import LocalPlatform
 from loop_server.scheduler import Scheduler, TaskExecutor
 from loop_server.services.channels import ChannelService, StoreChannelLister
@@ -224,6 +225,7 @@ async def run_server(
                         terminal=handle.services["terminal_endpoint"],
                         shutdown_trigger=handle._stop.wait,
                         write_timeout=config.http_write_timeout,
+                        policy=handle.services["origin_policy"],
                     )
                 )
                 log.info("api server started addr=%s version=%s", handle.url, __version__)
@@ -318,6 +320,7 @@ async def _start_services(
         max_body_bytes=config.max_body_bytes,
         console=await trio.to_thread.run_sync(ConsoleAssets.from_package),
     )
+    policy = origin_policy(config)
     bound_host, bound_port = sock.getsockname()[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     handle = ServerHandle(
@@ -327,7 +330,8 @@ async def _start_services(
         config=config,
         store=store,
         services={
-            "app": create_app(deps, token=config.token),
+            "app": create_app(deps, token=config.token, policy=policy),
+            "origin_policy": policy,
             "events_endpoint": EventsEndpoint(
                 hub,
                 events_authorizer(config.token),
@@ -371,6 +375,15 @@ async def _start_services(
             memory_config.reindex_interval_sec,
         )
     return handle
+
+
+def origin_policy(config: Config) -> OriginPolicy:
+    """Which browser pages may call this server (docs/operations.md, "Browsers")."""
+    return OriginPolicy(
+        config.allowed_origins,
+        config.allowed_hosts,
+        check_host=is_loopback(config.host_port[0]),
+    )
 
 
 def container_settings(config: Config) -> ContainerSettings:

@@ -1,8 +1,9 @@
 """The outermost ASGI layer: what every route shares and no route should repeat.
 
-CORS on every response and ``OPTIONS`` preflights (SPEC §1.3), Go ``ServeMux`` path cleaning
-(§1.4), the optional bearer token (A.2) and the request-body limit (A.2). It runs before
-routing, so it is pure ASGI rather than Quart hooks.
+The origin policy (which browsers may call us, and the CORS headers of every answer and
+``OPTIONS`` preflight: ``loop_server.origin_policy``), Go ``ServeMux`` path cleaning (§1.4),
+the optional bearer token (A.2) and the request-body limit (A.2). It runs before routing, so it
+is pure ASGI rather than Quart hooks.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from loop_server.origin_policy import ANY_ORIGIN, OriginPolicy
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-CORS_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS"),
-    (b"access-control-allow-headers", b"Content-Type, Authorization"),
-)
 TEXT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"x-content-type-options", b"nosniff"),
@@ -109,12 +107,25 @@ def events_authorizer(token: str) -> Callable[[list[tuple[bytes, bytes]], dict[s
 
 
 async def send_text(
-    send: Send, status: int, text: str, extra: Iterable[tuple[bytes, bytes]] = ()
+    send: Send,
+    status: int,
+    text: str,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+    cors: Iterable[tuple[bytes, bytes]] = ANY_ORIGIN,
 ) -> None:
     body = (text + "\n").encode("utf-8")
-    headers = [*TEXT_HEADERS, *CORS_HEADERS, *extra, (b"content-length", str(len(body)).encode())]
+    headers = [*TEXT_HEADERS, *cors, *extra, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_upgrade(scope: Scope, send: Send, status: int, body: bytes) -> None:
+    if "websocket.http.response" in scope.get("extensions", {}):
+        start = {"type": "websocket.http.response.start", "status": status}
+        await send({**start, "headers": list(TEXT_HEADERS)})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
 
 
 class _ClientGone(Exception):
@@ -122,10 +133,13 @@ class _ClientGone(Exception):
 
 
 class Gateway:
-    def __init__(self, app: ASGIApp, *, token: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str, max_body_bytes: int, policy: OriginPolicy
+    ) -> None:
         self._app = app
         self._token = token
         self._max_body_bytes = max_body_bytes
+        self._policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -138,9 +152,14 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = scope.get("headers", [])
+        verdict = self._policy.judge(headers, over_tcp=scope.get("server") is not None)
+        cors = verdict.cors
         if self._declared_length(headers) > self._max_body_bytes:
             # Answer at once and close: the client may still be sending the body.
-            await send_text(send, 413, "request body too large", [CLOSE])
+            if verdict.refusal is not None:
+                await send_text(send, 403, verdict.refusal, [CLOSE], cors)
+            else:
+                await send_text(send, 413, "request body too large", [CLOSE], cors)
             return
         # Read the whole (bounded) body before anything answers. An answer given while the
         # client is still sending (404, 405, 401, an early 400) would otherwise leave a
@@ -151,25 +170,27 @@ class Gateway:
         except _ClientGone:
             return
         if body is None:
-            await send_text(send, 413, "request body too large", [CLOSE])
+            await send_text(send, 413, "request body too large", [CLOSE], cors)
+            return
+        # After the body: a refused request is read and dropped, never half-read.
+        if verdict.refusal is not None:
+            await send_text(send, 403, verdict.refusal, cors=cors)
             return
         path: str = scope["path"]
         if scope["method"] == "OPTIONS":
-            await send(
-                {"type": "http.response.start", "status": 204, "headers": list(CORS_HEADERS)}
-            )
+            await send({"type": "http.response.start", "status": 204, "headers": list(cors)})
             await send({"type": "http.response.body", "body": b""})
             return
         cleaned = clean_path(path)
         if cleaned != path:
             await send_text(
-                send, 301, "Moved Permanently", [(b"location", location(scope, cleaned))]
+                send, 301, "Moved Permanently", [(b"location", location(scope, cleaned))], cors
             )
             return
         if not is_open(path) and not authorized(
             self._token, headers, scope.get("query_string", b""), allow_query=False
         ):
-            await send_text(send, 401, "unauthorized")
+            await send_text(send, 401, "unauthorized", cors=cors)
             return
 
         delivered = False
@@ -183,7 +204,7 @@ class Gateway:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *CORS_HEADERS]
+                message["headers"] = [*message.get("headers", []), *cors]
             await send(message)
 
         await self._app(scope, replay, send_with_cors)
@@ -205,21 +226,16 @@ class Gateway:
                 return b"".join(chunks)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        verdict = self._policy.judge(
+            scope.get("headers", []), over_tcp=scope.get("server") is not None
+        )
+        if verdict.refusal is not None:
+            await _refuse_upgrade(scope, send, 403, (verdict.refusal + "\n").encode())
+            return
         if not authorized(
             self._token, scope.get("headers", []), scope.get("query_string", b""), allow_query=True
         ):
-            if "websocket.http.response" in scope.get("extensions", {}):
-                body = b"unauthorized\n"
-                await send(
-                    {
-                        "type": "websocket.http.response.start",
-                        "status": 401,
-                        "headers": list(TEXT_HEADERS),
-                    }
-                )
-                await send({"type": "websocket.http.response.body", "body": body})
-            else:
-                await send({"type": "websocket.close", "code": 1008})
+            await _refuse_upgrade(scope, send, 401, b"unauthorized\n")
             return
         await self._app(scope, receive, send)
 

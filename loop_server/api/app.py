@@ -24,6 +24,7 @@ from loop_server.api import (
 from loop_server.api._gateway import ASGIApp, Gateway
 from loop_server.api._responses import ApiError, text_response
 from loop_server.api.deps import ApiDeps
+from loop_server.origin_policy import OriginPolicy
 from loop_server.services.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
     return app
 
 
-def create_app(deps: ApiDeps, *, token: str) -> ASGIApp:
+def create_app(deps: ApiDeps, *, token: str, policy: OriginPolicy | None = None) -> ASGIApp:
+    """``policy`` None: the default rules (loopback bind, nothing else allowed)."""
     app = cast(ASGIApp, create_quart_app(deps))
-    return Gateway(app, token=token, max_body_bytes=deps.max_body_bytes)
+    return Gateway(
+        app, token=token, max_body_bytes=deps.max_body_bytes, policy=policy or OriginPolicy()
+    )

@@ -17,6 +17,7 @@ import trio
 from loop_server.channel_paths import fallback_work_dir
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL, ROLE_LABEL, SHELL_ROLE, channel_labels
+from loop_server.containers._ownership import our_container
 from loop_server.containers._workdir import prepare_claude_dir, prepare_work_dir
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,10 @@ class ChannelContainers:
         return str(container.id)
 
     async def container_remove(self, container_id: str) -> None:
-        client = await self._engine.client()
+        """Remove a container loop-server created (``NotOurContainer`` for any other: a
+        terminal's ``stop`` must never take a user's own container with it)."""
         try:
-            container = await self._engine.call(client.containers.get, container_id)
+            container = await our_container(self._engine, container_id)
             await self._engine.call(container.remove, force=True)
         except docker.errors.NotFound:
             return

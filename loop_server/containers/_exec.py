@@ -25,6 +25,7 @@ import docker.errors
 import trio
 
 from loop_server.containers._engine import DockerEngine, EngineError
+from loop_server.containers._ownership import our_container
 
 # How long ``kill`` waits for Docker to know the pid of a process it has just started.
 _PID_POLLS = 100
@@ -198,12 +199,15 @@ class DockerExec:
 
     async def start(self, container_id: str, cmd: Sequence[str]) -> TtyExec:
         """``docker exec -it <container> <cmd>``. Errors are ``EngineError`` with a text for
-        users (``creating exec: No such container: x``, ``docker engine not reachable: ...``)."""
+        users (``creating exec: No such container: x``, ``docker engine not reachable: ...``).
+        Only in a container loop-server created (``NotOurContainer`` otherwise)."""
         client = await self._engine.client()
         try:
+            # The exec goes to the id checked here, not to a name that could be re-pointed.
+            checked = (await our_container(self._engine, container_id)).id
             created = await self._engine.call(
                 client.api.exec_create,
-                container_id,
+                checked,
                 list(cmd),
                 stdin=True,
                 stdout=True,

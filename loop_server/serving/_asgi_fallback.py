@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 import trio
 
 from loop_server.events import EventsHub, Subscription, encode_hello, encode_replay_truncated
+from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
 from loop_server.serving._events_endpoint import EventsEndpoint
 from loop_server.serving._events_protocol import parse_events_query, parse_subscribe
 from loop_server.serving._request_head import valid_websocket_key
@@ -28,9 +29,6 @@ Send = Callable[[Message], Awaitable[None]]
 _TEXT_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"x-content-type-options", b"nosniff"),
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS"),
-    (b"access-control-allow-headers", b"Content-Type, Authorization"),
 ]
 # gorilla's refusal of a request that is not a valid upgrade says which version it speaks.
 _VERSION_HEADER = (b"sec-websocket-version", b"13")
@@ -41,8 +39,9 @@ _DRAIN_LIMIT = 1 << 20
 
 class WebSocketFallback:
     """What both fast-path WebSocket routes need when a request reaches hypercorn instead: the
-    same refusals (401, 501, 400 for a plain GET) and, once the client's ``websocket.connect``
-    arrives, the route's own conversation (``_serve``). Everything else goes to ``app``."""
+    same refusals (403 from the origin policy, 401, 501, 400 for a plain GET) and, once the
+    client's ``websocket.connect`` arrives, the route's own conversation (``_serve``).
+    Everything else goes to ``app``."""
 
     not_configured = "not configured\n"
 
@@ -51,10 +50,12 @@ class WebSocketFallback:
         app: Callable[..., Awaitable[None]],
         path: str,
         authorize: Callable[[list[tuple[bytes, bytes]], dict[str, str]], bool],
+        policy: OriginPolicy,
     ) -> None:
         self._app = app
         self._path = path
         self._authorize = authorize
+        self._policy = policy
 
     def _configured(self) -> bool:
         raise NotImplementedError
@@ -66,38 +67,43 @@ class WebSocketFallback:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind in ("http", "websocket") and scope["path"] == self._path:
+            if kind == "http" and scope["method"] == "OPTIONS":  # preflights are the gateway's
+                await self._app(scope, receive, send)
+                return
+            verdict = self._policy.judge(scope["headers"], over_tcp=scope.get("server") is not None)
             if kind == "websocket":
-                await self._websocket(scope, receive, send)
-                return
-            method = scope["method"]
-            if method in ("GET", "HEAD"):  # a GET route answers HEAD too (SPEC §1.4)
-                await self._http(scope, send)
-                return
-            if method != "OPTIONS":  # preflights are the gateway's
-                await self._not_allowed(scope, receive, send)
-                return
+                await self._websocket(scope, receive, send, verdict.refusal, verdict.cors)
+            elif scope["method"] in ("GET", "HEAD"):  # a GET route answers HEAD too (§1.4)
+                await self._http(scope, send, verdict.refusal, verdict.cors)
+            else:
+                await self._not_allowed(scope, receive, send, verdict.refusal, verdict.cors)
+            return
         await self._app(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
         headers = [(bytes(name).lower(), bytes(value)) for name, value in scope["headers"]]
         return self._authorize(headers, _query(scope))
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope, forbidden: str | None) -> tuple[int, str] | None:
+        if forbidden is not None:
+            return 403, forbidden + "\n"
         if not self._authorized(scope):
             return 401, "unauthorized\n"
         if not self._configured():
             return 501, self.not_configured
         return None
 
-    async def _http(self, scope: Scope, send: Send) -> None:
+    async def _http(self, scope: Scope, send: Send, forbidden: str | None, cors: Headers) -> None:
         # Not an upgrade: the same answers as the listener gives.
-        refusal = self._refusal(scope)
+        refusal = self._refusal(scope, forbidden)
         if refusal is not None:
-            await _answer(send, *refusal)
+            await _answer(send, *refusal, cors=cors)
         else:
-            await _answer(send, 400, "Bad Request\n", [_VERSION_HEADER])
+            await _answer(send, 400, "Bad Request\n", [_VERSION_HEADER], cors)
 
-    async def _not_allowed(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _not_allowed(
+        self, scope: Scope, receive: Receive, send: Send, forbidden: str | None, cors: Headers
+    ) -> None:
         """Another method on the route: Go's ServeMux answers 405 (SPEC §1.4), after the
         token check that every path has here."""
         # The body first, as the gateway reads it: an answer given while the client is still
@@ -114,13 +120,18 @@ class WebSocketFallback:
             if size > _DRAIN_LIMIT:
                 extra.append((b"connection", b"close"))
                 break
-        if not self._authorized(scope):
-            await _answer(send, 401, "unauthorized\n", extra)
+        if forbidden is not None:
+            await _answer(send, 403, forbidden + "\n", extra, cors)
+        elif not self._authorized(scope):
+            await _answer(send, 401, "unauthorized\n", extra, cors)
         else:
-            await _answer(send, 405, "Method Not Allowed\n", [(b"allow", b"GET, HEAD"), *extra])
+            allow = [(b"allow", b"GET, HEAD"), *extra]
+            await _answer(send, 405, "Method Not Allowed\n", allow, cors)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = self._refusal(scope)
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, forbidden: str | None, cors: Headers
+    ) -> None:
+        refusal = self._refusal(scope, forbidden)
         extra: list[tuple[bytes, bytes]] = []
         if refusal is None and not valid_websocket_key(_header(scope, b"sec-websocket-key")):
             # hypercorn accepts any key; gorilla, and the listener, refuse it.
@@ -130,7 +141,7 @@ class WebSocketFallback:
             if "websocket.http.response" in scope.get("extensions", {}):
                 payload = body.encode()
                 start = {"type": "websocket.http.response.start", "status": status}
-                await send({**start, "headers": _headers(payload, extra)})
+                await send({**start, "headers": _headers(payload, extra, cors)})
                 await send({"type": "websocket.http.response.body", "body": payload})
             else:
                 await send({"type": "websocket.close", "code": 1008})
@@ -143,8 +154,13 @@ class WebSocketFallback:
 class EventsFallback(WebSocketFallback):
     not_configured = "events not configured\n"
 
-    def __init__(self, app: Callable[..., Awaitable[None]], endpoint: EventsEndpoint) -> None:
-        super().__init__(app, endpoint.path, endpoint.authorize)
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        endpoint: EventsEndpoint,
+        policy: OriginPolicy,
+    ) -> None:
+        super().__init__(app, endpoint.path, endpoint.authorize, policy)
         self._endpoint = endpoint
 
     def _configured(self) -> bool:
@@ -201,17 +217,22 @@ async def _writer(subscription: Subscription, send: Send) -> None:
 
 
 def _headers(
-    payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    payload: bytes, extra: list[tuple[bytes, bytes]] | None = None, cors: Headers = ANY_ORIGIN
 ) -> list[tuple[bytes, bytes]]:
-    return [*_TEXT_HEADERS, *(extra or ()), (b"content-length", str(len(payload)).encode())]
+    length = (b"content-length", str(len(payload)).encode())
+    return [*_TEXT_HEADERS, *cors, *(extra or ()), length]
 
 
 async def _answer(
-    send: Send, status: int, body: str, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    body: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    cors: Headers = ANY_ORIGIN,
 ) -> None:
     payload = body.encode()
     start = {"type": "http.response.start", "status": status}
-    await send({**start, "headers": _headers(payload, extra)})
+    await send({**start, "headers": _headers(payload, extra, cors)})
     await send({"type": "http.response.body", "body": payload})
 
 

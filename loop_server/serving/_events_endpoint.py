@@ -13,6 +13,7 @@ from loop_server.serving import _rfc6455
 from loop_server.serving._events_connection import EventsConnection
 from loop_server.serving._events_protocol import parse_events_query
 from loop_server.serving._request_head import (
+    ANY_ORIGIN_LINES,
     RequestHead,
     plain_response,
     switching_protocols,
@@ -48,21 +49,26 @@ class EventsEndpoint:
 
 
 async def serve_events_request(
-    stream: trio.SocketStream, endpoint: EventsEndpoint, head: RequestHead, leftover: bytes
+    stream: trio.SocketStream,
+    endpoint: EventsEndpoint,
+    head: RequestHead,
+    leftover: bytes,
+    cors: bytes = ANY_ORIGIN_LINES,
 ) -> None:
-    """Answer an events request: a plain HTTP error, or the upgrade and the live stream."""
+    """Answer an events request (the origin policy allowed it, with ``cors`` for its answers):
+    a plain HTTP error, or the upgrade and the live stream."""
     hub = endpoint.hub
     if not endpoint.authorize(head.headers, head.query):
-        await _answer(stream, plain_response(401, "unauthorized\n"))
+        await _answer(stream, plain_response(401, "unauthorized\n", cors=cors))
         return
     if hub is None:
-        await _answer(stream, plain_response(501, "events not configured\n"))
+        await _answer(stream, plain_response(501, "events not configured\n", cors=cors))
         return
     key = websocket_key(head)
     if key is None:
         logger.info("events websocket upgrade failed")
         extra = b"Sec-WebSocket-Version: 13\r\n"
-        await _answer(stream, plain_response(400, "Bad Request\n", extra))
+        await _answer(stream, plain_response(400, "Bad Request\n", extra, cors))
         return
     request = parse_events_query(head.query)
     # Registration and the replay snapshot happen together, before any checkpoint: no event

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
+from loop_server.origin_policy import ANY_ORIGIN, header_lines
 from loop_server.serving import _rfc6455
 
 
@@ -129,24 +130,22 @@ def valid_websocket_key(key: bytes) -> bool:
         return False
 
 
-# Every upstream response carries these (SPEC §1.3); ``Authorization`` is allowed too, for the
-# bearer token, as on every REST answer (docs/decisions.md).
-_CORS_HEADERS = (
-    b"Access-Control-Allow-Origin: *\r\n"
-    b"Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
-    b"Access-Control-Allow-Headers: Content-Type, Authorization\r\n"
-)
+#: The CORS lines of an answer to a request without ``Origin`` (``loop_server.origin_policy``).
+ANY_ORIGIN_LINES = header_lines(ANY_ORIGIN)
 
 
-def plain_response(status: int, body: str, extra_headers: bytes = b"") -> bytes:
-    """A complete ``http.Error``-style response (SPEC §1.5); the connection closes after it."""
+def plain_response(
+    status: int, body: str, extra_headers: bytes = b"", cors: bytes = ANY_ORIGIN_LINES
+) -> bytes:
+    """A complete ``http.Error``-style response (SPEC §1.5); the connection closes after it.
+    ``cors``: the CORS header lines the origin policy gave this request."""
     payload = body.encode()
     phrase = http.HTTPStatus(status).phrase
     return (
         f"HTTP/1.1 {status} {phrase}\r\n".encode()
         + b"Content-Type: text/plain; charset=utf-8\r\n"
         + b"X-Content-Type-Options: nosniff\r\n"
-        + _CORS_HEADERS
+        + cors
         + extra_headers
         + f"Content-Length: {len(payload)}\r\n".encode()
         + b"Connection: close\r\n\r\n"

@@ -27,10 +27,12 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from loop_server.origin_policy import OriginPolicy
 from loop_server.serving._asgi_fallback import EventsFallback
 from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
 from loop_server.serving._prefixed_stream import PrefixedStream
 from loop_server.serving._request_head import (
+    ANY_ORIGIN_LINES,
     HeadError,
     Sniff,
     head_end,
@@ -56,6 +58,7 @@ async def serve(
     terminal: TerminalEndpoint | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]],
     write_timeout: float | None = None,
+    policy: OriginPolicy | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``asgi_app`` with hypercorn, and ``events.path`` (and ``terminal.path`` when
@@ -66,15 +69,18 @@ async def serve(
     accepting, close event and terminal sockets with 1001, let hypercorn finish requests in
     flight within ``hyper_config.graceful_timeout`` (then cut the writes still stuck on clients
     that do not read), then run the ASGI lifespan shutdown. An HTTP write that makes no
-    progress for ``write_timeout`` seconds closes its connection.
+    progress for ``write_timeout`` seconds closes its connection. Both WebSocket paths (here
+    and the ASGI fallback) judge each upgrade by ``policy`` (None: the default rules); the rest
+    is ``asgi_app``'s to judge.
     """
+    policy = policy or OriginPolicy()
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
     hyper_config.set_statsd_logger_class(StatsdLogger)
     # Requests for the events path that reach hypercorn anyway (a reused keep-alive
     # connection) are answered by the fallback; everything else goes to ``asgi_app``.
-    inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal)
-    fallback: Any = EventsFallback(inner, events)
+    inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal, policy)
+    fallback: Any = EventsFallback(inner, events, policy)
     app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, hyper_config, lifespan_state)
@@ -102,6 +108,7 @@ async def serve(
                 events,
                 terminal,
                 writes,
+                policy,
             )
             task_status.started(binds)
             try:
@@ -151,8 +158,10 @@ class _Router:
         events: EventsEndpoint,
         terminal: TerminalEndpoint | None,
         writes: WriteGuard,
+        policy: OriginPolicy,
     ) -> None:
         self._app = app
+        self._policy = policy
         self._writes = writes
         self._config = config
         self._context = context
@@ -209,20 +218,28 @@ class _Router:
         except HeadError:
             await _refuse(stream, 400, "Bad Request\n")
             return
+        over_tcp = stream.socket.family in (socket.AF_INET, socket.AF_INET6)
+        verdict = self._policy.judge(head.headers, over_tcp=over_tcp)
+        if verdict.refusal is not None:
+            await _refuse(stream, 403, verdict.refusal + "\n", cors=b"")
+            return
+        cors = verdict.cors_lines
         kind = "events" if which == 0 else "terminal"
         try:
             if which == 0:
-                await serve_events_request(stream, self._events, head, leftover)
+                await serve_events_request(stream, self._events, head, leftover, cors)
             else:
                 assert self._terminal is not None
-                await serve_terminal_request(stream, self._terminal, head, leftover)
+                await serve_terminal_request(stream, self._terminal, head, leftover, cors)
         except Exception:
             # One connection's bug must not take the listener (and every other one) down.
             logger.exception("%s connection failed", kind)
             await trio.aclose_forcefully(stream)
 
 
-async def _refuse(stream: trio.SocketStream, status: int, body: str) -> None:
+async def _refuse(
+    stream: trio.SocketStream, status: int, body: str, cors: bytes = ANY_ORIGIN_LINES
+) -> None:
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-        await stream.send_all(plain_response(status, body))
+        await stream.send_all(plain_response(status, body, cors=cors))
     await trio.aclose_forcefully(stream)

@@ -20,6 +20,7 @@ from loop_server.protocols import (
 )
 from loop_server.serving._events_endpoint import Authorize, _answer
 from loop_server.serving._request_head import (
+    ANY_ORIGIN_LINES,
     RequestHead,
     plain_response,
     switching_protocols,
@@ -100,21 +101,26 @@ class TerminalEndpoint:
 
 
 async def serve_terminal_request(
-    stream: trio.SocketStream, endpoint: TerminalEndpoint, head: RequestHead, leftover: bytes
+    stream: trio.SocketStream,
+    endpoint: TerminalEndpoint,
+    head: RequestHead,
+    leftover: bytes,
+    cors: bytes = ANY_ORIGIN_LINES,
 ) -> None:
-    """Answer a terminal request: a plain HTTP error, or the upgrade and the connection."""
+    """Answer a terminal request (the origin policy allowed it, with ``cors`` for its answers):
+    a plain HTTP error, or the upgrade and the connection."""
     if not endpoint.authorize(head.headers, head.query):
-        await _answer(stream, plain_response(401, "unauthorized\n"))
+        await _answer(stream, plain_response(401, "unauthorized\n", cors=cors))
         return
     services = endpoint.services
     if services is None:
-        await _answer(stream, plain_response(501, "terminal not configured\n"))
+        await _answer(stream, plain_response(501, "terminal not configured\n", cors=cors))
         return
     key = websocket_key(head)
     if key is None:
         logger.info("terminal websocket upgrade failed")
         extra = b"Sec-WebSocket-Version: 13\r\n"
-        await _answer(stream, plain_response(400, "Bad Request\n", extra))
+        await _answer(stream, plain_response(400, "Bad Request\n", extra, cors))
         return
     socket = TerminalSocket(
         stream,

@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from loop_server.origin_policy import OriginPolicy
 from loop_server.serving._asgi_fallback import Receive, Scope, Send, WebSocketFallback
 from loop_server.serving._rfc6455 import CLOSE_MESSAGE_TOO_BIG
 from loop_server.serving._terminal_endpoint import TerminalEndpoint
@@ -25,8 +26,13 @@ logger = logging.getLogger("loop_server.serving")
 class TerminalFallback(WebSocketFallback):
     not_configured = "terminal not configured\n"
 
-    def __init__(self, app: Callable[..., Awaitable[None]], endpoint: TerminalEndpoint) -> None:
-        super().__init__(app, endpoint.path, endpoint.authorize)
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        endpoint: TerminalEndpoint,
+        policy: OriginPolicy,
+    ) -> None:
+        super().__init__(app, endpoint.path, endpoint.authorize, policy)
         self._endpoint = endpoint
 
     def _configured(self) -> bool:

@@ -80,7 +80,8 @@ async def test_readme_is_the_project_readme(client: httpx.AsyncClient) -> None:
 
 async def test_unclean_path_redirects(server: ServerHandle) -> None:
     status, headers, _ = await raw_request(
-        server.port, b"GET //api//health?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        server.port,
+        b"GET //api//health?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     assert status == 301
     assert headers["location"] == "/api/health?x=1"
@@ -107,7 +108,8 @@ async def test_redirect_location_is_escaped(
     server: ServerHandle, target: str, location: str
 ) -> None:
     status, headers, _ = await raw_request(
-        server.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        server.port,
+        f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
     )
     assert (status, headers["location"]) == (301, location)
     assert "x-injected" not in headers
@@ -116,7 +118,7 @@ async def test_redirect_location_is_escaped(
 async def test_body_over_limit_is_413(client: httpx.AsyncClient, server: ServerHandle) -> None:
     size = 1024 * 1024 + 10
     head = (
-        b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {size}\r\n\r\n".encode()
     )
     # The answer comes from the declared length, before the body is read.
@@ -131,7 +133,7 @@ async def test_body_over_limit_is_413(client: httpx.AsyncClient, server: ServerH
 async def test_chunked_body_over_limit_is_413(
     client: httpx.AsyncClient, server: ServerHandle
 ) -> None:
-    head = b"POST /api/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /api/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
     piece = b'{"channel_id":"c","content":"' + b"y" * 65536
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     status, _, body = await raw_request(server.port, head, [chunk] * 20)
@@ -220,7 +222,7 @@ async def test_empty_answers_claim_no_content_type(
     channel = (await client.post("/api/channels/create", json={"name": "n"})).json()["channel_id"]
     task = {"channel_id": channel, "type": "interval", "schedule": "1h", "prompt": "p"}
     assert (await client.post("/api/tasks", json=task)).status_code == 201
-    head = f"{method} {path.format(channel=channel)} HTTP/1.1\r\nHost: x\r\n"
+    head = f"{method} {path.format(channel=channel)} HTTP/1.1\r\nHost: localhost\r\n"
     if body is not None:
         head += f"Content-Length: {len(body)}\r\n"
     got, headers, content = await raw_request(
@@ -274,7 +276,7 @@ class TestToken:
 
     async def test_events_socket_needs_the_token(self, secured: ServerHandle) -> None:
         upgrade = (
-            "GET /api/ws{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "GET /api/ws{query} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{auth}\r\n"
         )

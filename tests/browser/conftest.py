@@ -17,6 +17,8 @@ receives the Playwright ``Page``.
   test fails, a screenshot goes to ``build/test-artifacts/<test name>.png``.
 * ``other_origin`` (test): a second loopback web server, a different origin from the server
   under test, serving the pages a test gives it — the "some other web site" of the threat.
+* ``REBINDING_HOST``: a name this Chromium resolves to 127.0.0.1 (``--host-resolver-rules``),
+  the way an attacker's name resolves after DNS rebinding.
 """
 
 from __future__ import annotations
@@ -41,8 +43,13 @@ T = TypeVar("T")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 CALL_TIMEOUT = 60  # seconds, for any one blocking Playwright call made outside Trio
+SCRIPT_TIMEOUT = 30  # seconds a script run by ``BrowserPage.evaluate`` may take (tests: 60)
 
-# Everything that could make Chromium reach beyond loopback or do work of its own is off.
+#: A name this Chromium resolves to 127.0.0.1, as an attacker's name does after DNS rebinding.
+REBINDING_HOST = "rebinding.test"
+
+# Everything that could make Chromium reach beyond loopback or do work of its own is off; no
+# proxy (a proxy from the environment would get the rebinding name's requests).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -52,6 +59,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--no-proxy-server",
+    f"--host-resolver-rules=MAP {REBINDING_HOST} 127.0.0.1",
 ]
 
 
@@ -164,9 +173,21 @@ class BrowserPage:
     async def goto(self, url: str) -> None:
         await self.run(lambda page: page.goto(url, timeout=CALL_TIMEOUT * 1000))
 
-    async def evaluate(self, script: str, arg: Any = None) -> Any:
-        """Run a JavaScript expression (or async function) in the page; its JSON result."""
-        return await self.run(lambda page: page.evaluate(script, arg))
+    async def evaluate(self, script: str, arg: Any = None, seconds: float = SCRIPT_TIMEOUT) -> Any:
+        """Run a JavaScript function of one argument (async or not) in the page; its JSON
+        result. Playwright's ``evaluate`` has no deadline of its own, and the browser thread
+        cannot be interrupted from Trio: a script still running after ``seconds`` is
+        rejected in the page, so a hung script fails its test instead of blocking the thread.
+        A script may keep what it has done so far in ``window.progress``: the rejection shows
+        it."""
+        bounded = (
+            "async (arg) => Promise.race([(" + script + ")(arg), new Promise((_, reject) =>"
+            " setTimeout(() => reject(new Error("
+            f"'script still running after {seconds} s; window.progress: '"
+            " + JSON.stringify(window.progress))),"
+            f" {int(seconds * 1000)}))])"
+        )
+        return await self.run(lambda page: page.evaluate(bounded, arg))
 
 
 @pytest.hookimpl(wrapper=True)

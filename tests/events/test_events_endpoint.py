@@ -420,7 +420,7 @@ async def test_request_arriving_byte_by_byte(start_server: StartServer) -> None:
     server = await start_server()
     with trio.fail_after(DEADLINE):
         async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
-            for byte in b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n":
+            for byte in b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n":
                 await stream.send_all(bytes([byte]))
             buffer = b""
             while b"hello" not in buffer:
@@ -446,12 +446,12 @@ async def test_upgrade_on_a_reused_connection_still_gets_events(
     assert hub is not None
     with trio.fail_after(DEADLINE):
         stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-        await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
         buffer = b""
         while not buffer.endswith(b"hello"):
             buffer += await stream.receive_some(4096)
         await stream.send_all(
-            b"GET /api/ws?channels=C2&hello=1 HTTP/1.1\r\nHost: x\r\n"
+            b"GET /api/ws?channels=C2&hello=1 HTTP/1.1\r\nHost: localhost\r\n"
             b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
@@ -527,10 +527,10 @@ async def test_refusals_on_a_reused_connection(
             response = await client.get(server.url("/api/ws"))
             assert (response.status_code, response.text) == (status, text)
         async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
-            await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
             await read_http_response(stream)
             await stream.send_all(
-                b"GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"GET /api/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
             )
@@ -562,14 +562,14 @@ async def test_a_bad_websocket_key_is_400_on_new_and_reused_connections(
 ) -> None:
     server = await start_server()
     upgrade = (
-        b"GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"GET /api/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: not-16-bytes\r\n\r\n"
     )
     with trio.fail_after(DEADLINE):
         for reused in (False, True):
             async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
                 if reused:
-                    await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                    await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     await read_http_response(stream)
                 await stream.send_all(upgrade)
                 head, body = await read_http_response(stream)
@@ -600,7 +600,7 @@ async def test_other_methods_are_405_and_head_is_answered_like_get(
             # A body too big to read through is answered once past 1 MiB, and the connection
             # closed after the answer.
             await stream.send_all(
-                b"POST /api/ws HTTP/1.1\r\nHost: x\r\nContent-Length: 4194304\r\n\r\n"
+                b"POST /api/ws HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4194304\r\n\r\n"
                 + b"x" * (1 << 20)
                 + b"x" * 65536
             )

@@ -15,19 +15,20 @@ from tests.events.events_helpers import RawClient, read_http_response
 OP_CLOSE = 0x8
 
 
-def upgrade_request(path: str, headers: str = "") -> bytes:
+def upgrade_request(path: str, headers: str = "", host: str = "127.0.0.1") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
         f"{headers}\r\n"
     ).encode()
 
 
 async def open_upgrade(
-    port: int, path: str, headers: str = "", *, reuse: bool = False
+    port: int, path: str, headers: str = "", *, reuse: bool = False, host: str = "127.0.0.1"
 ) -> tuple[RawClient, bytes]:
-    """Send an upgrade for ``path``; the client and the response body (when not 101).
+    """Send an upgrade for ``path`` (with ``Host: host``); the client and the response body
+    (when not 101).
 
     ``reuse``: the upgrade goes on a connection that already carried a request, so hypercorn
     serves it instead of the listener's fast path."""
@@ -36,7 +37,7 @@ async def open_upgrade(
         await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head, _ = await read_http_response(stream)
         assert head.startswith(b"HTTP/1.1 200"), head
-    await stream.send_all(upgrade_request(path, headers))
+    await stream.send_all(upgrade_request(path, headers, host))
     buffer = b""
     while b"\r\n\r\n" not in buffer:
         data = await stream.receive_some(65536)

@@ -296,7 +296,7 @@ async def test_every_body_route_refuses_a_declared_length_over_the_limit(
 ) -> None:
     for endpoint in body_endpoints(secured):
         head = (
-            f"{endpoint.method} {endpoint.path} HTTP/1.1\r\nHost: x\r\n"
+            f"{endpoint.method} {endpoint.path} HTTP/1.1\r\nHost: localhost\r\n"
             f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {LIMIT + 1}\r\n\r\n"
         ).encode()
@@ -323,7 +323,9 @@ async def test_chunked_body_over_the_limit_is_413(
     start_server: StartServer, method: str, path: str, field: str
 ) -> None:
     server = await start_server()
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
     piece = f'{{"{field}":"'.encode() + b"y" * 65536
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     status, _, body = await raw_request(server.port, head, [chunk] * 20)
@@ -345,7 +347,7 @@ async def test_the_body_limit_is_configurable(start_server: StartServer) -> None
         over = await http.post("/api/messages", content=body + " ")
         assert (over.status_code, over.text) == (413, "request body too large\n")
 
-    head = b"POST /api/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /api/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunks = [f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body.encode(), b" ")]
     status, _, _ = await raw_request(server.port, head, [*chunks, b"0\r\n\r\n"])
     assert status == 413

@@ -229,7 +229,7 @@ async def test_idle_keep_alive_connection_does_not_hold_shutdown(
         assert (await http.get("/api/health")).status_code == 200
         stream = await trio.open_tcp_stream("127.0.0.1", server.port)
         async with stream:
-            await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             head, _ = await read_http_response(stream)
             assert head.startswith(b"HTTP/1.1 200")
             with trio.fail_after(5):
@@ -257,7 +257,9 @@ async def _request_page_and_stall(port: int, channel_id: str) -> tuple[trio.Sock
     await sock.connect(("127.0.0.1", port))
     stream = trio.SocketStream(sock)
     await stream.send_all(
-        f"GET /api/channels/{channel_id}/messages?limit=200 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        (
+            f"GET /api/channels/{channel_id}/messages?limit=200 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        ).encode()
     )
     first = await stream.receive_some(1024)
     assert first  # the answer has started; now it stalls

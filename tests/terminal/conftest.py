@@ -16,7 +16,15 @@ import pytest
 import trio
 from docker.models.containers import Container
 
-from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers import (
+    APP_LABEL,
+    APP_VALUE,
+    CHANNEL_LABEL,
+    ChannelContainers,
+    ContainerSettings,
+    DockerEngine,
+    DockerExec,
+)
 from loop_server.serving import EventsEndpoint, TerminalEndpoint, serve
 from loop_server.terminal import InteractiveCommands, SessionManager
 from tests.docker.conftest import Containers, docker_client, docker_containers, loop_test_image
@@ -31,14 +39,17 @@ TEST_IMAGE = "loop-test:latest"
 DEFAULT: Any = object()
 
 
-def start_shell(containers: Containers, **labels: str) -> Container:
+def start_shell(containers: Containers, *, foreign: bool = False, **labels: str) -> Container:
     """A running ``sleep infinity`` container of the test image, no network, removed after
-    the test. create + start: ``run`` would pull a missing image."""
+    the test. create + start: ``run`` would pull a missing image. It carries loop-server's
+    labels (terminals open only in its containers) unless ``foreign``: then it is someone
+    else's container, as a user's database container would be."""
+    ours = {} if foreign else {APP_LABEL: APP_VALUE, CHANNEL_LABEL: "tc-shell"}
     container = containers.client.containers.create(
         containers.image,
         ["sleep", "infinity"],
         network_mode="none",
-        labels={**containers.labels, **labels},
+        labels={**containers.labels, **ours, **labels},
     )
     container.start()
     return container

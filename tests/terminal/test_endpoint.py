@@ -609,12 +609,12 @@ async def test_upgrade_on_a_reused_connection_gets_the_same_terminal(
     server = await start_terminal_server()
     with trio.fail_after(DEADLINE):
         stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-        await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
         buffer = b""
         while not buffer.endswith(b"hello"):
             buffer += await stream.receive_some(4096)
         await stream.send_all(
-            b"GET /api/ws/terminal HTTP/1.1\r\nHost: x\r\n"
+            b"GET /api/ws/terminal HTTP/1.1\r\nHost: localhost\r\n"
             b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
