@@ -42,8 +42,8 @@ async def test_chat_streams_the_answer_and_history_survives_a_reload(
     with trio.fail_after(DEADLINE):
         await page.run(steps.open_console, console.url)
         # The token left the address bar (it stays in this tab's sessionStorage only).
-        assert "token" not in await page.evaluate("location.href")
-        assert await page.evaluate("sessionStorage.getItem('loop.token')") == TOKEN
+        assert "token" not in await page.evaluate("() => location.href")
+        assert await page.evaluate("() => sessionStorage.getItem('loop.token')") == TOKEN
         channel_id = await page.run(steps.create_channel, "console-chat")
         containers.also_remove(f"loop-channel={channel_id}")
 
@@ -68,7 +68,7 @@ async def test_chat_streams_the_answer_and_history_survives_a_reload(
         assert sum("Plan the release" in text for text in before) == 2  # question and answer
 
         await page.run(lambda p: p.reload())
-        await page.run(steps.open_console, await page.evaluate("location.href"))
+        await page.run(steps.open_console, await page.evaluate("() => location.href"))
         await page.run(steps.wait_for_message, "agent", "Done: ")
         # The same messages, once each, in the same order, from the history over REST.
         assert await page.run(steps.message_texts) == before

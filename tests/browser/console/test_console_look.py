@@ -138,7 +138,9 @@ async def test_light_mode_by_default(console: Console, browser: Browser) -> None
     try:
         with trio.fail_after(DEADLINE):
             await light.run(steps.open_console, console.url)
-            background = await light.evaluate("getComputedStyle(document.body).backgroundColor")
+            background = await light.evaluate(
+                "() => getComputedStyle(document.body).backgroundColor"
+            )
             assert background == "rgb(246, 247, 251)"
     finally:
         await light.thread.call(close)
@@ -160,4 +162,4 @@ async def test_asks_for_the_token_when_the_url_has_none(
             p.wait_for_selector(".connection.state-live")
 
         await page.run(without_token)
-        assert await page.evaluate("sessionStorage.getItem('loop.token')") == TOKEN
+        assert await page.evaluate("() => sessionStorage.getItem('loop.token')") == TOKEN

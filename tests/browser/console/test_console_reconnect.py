@@ -88,7 +88,7 @@ async def test_history_pages_back_when_scrolling_up(console: Console, page: Brow
         channel_id = await page.run(steps.create_channel, "long-history")
         expected = await post_commands(console, channel_id, 75)
         await page.run(lambda p: p.reload())
-        await page.run(steps.open_console, await page.evaluate("location.href"))
+        await page.run(steps.open_console, await page.evaluate("() => location.href"))
 
         def scroll_back(p: Any) -> tuple[int, list[str]]:
             p.locator(".messages .message").nth(49).wait_for()
