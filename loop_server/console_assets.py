@@ -66,11 +66,14 @@ def _walk(node: Traversable, prefix: str) -> Iterator[tuple[str, bytes]]:
         name = prefix + child.name
         if child.is_dir():
             yield from _walk(child, name + "/")
-        elif child.name.rsplit(".", 1)[-1] in {"html", "js", "css", "svg", "txt"}:
+        elif _suffix(child.name) in CONTENT_TYPES:  # the build's files, nothing stray
             yield name, child.read_bytes()
 
 
+def _suffix(name: str) -> str:
+    return "." + name.rsplit(".", 1)[-1] if "." in name else ""
+
+
 def _asset(name: str, body: bytes) -> Asset:
-    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-    content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
+    content_type = CONTENT_TYPES.get(_suffix(name), "application/octet-stream")
     return Asset(body, content_type, hashlib.sha256(body).hexdigest()[:32])

@@ -309,7 +309,7 @@ export class TerminalView {
     this.status.textContent = tab ? `${tab.title}: ${words[tab.state]}` : "";
     clear(
       this.actions,
-      tab && tab.state === "live" ? h("button", { class: "small", onclick: () => tab.detach() || this.renderTabs() }, "Detach") : null,
+      tab && tab.state === "live" ? h("button", { class: "small", onclick: () => { tab.detach(); this.renderTabs(); } }, "Detach") : null,
       tab && tab.state === "detached" ? h("button", { class: "small primary", onclick: () => tab.connect() }, "Re-attach") : null,
       tab && tab.state === "ended" ? h("button", { class: "small primary", onclick: () => tab.restart() }, "New session") : null,
       tab && tab.state === "live"
