@@ -18,6 +18,7 @@ import trio
 from hypercorn.config import Config as HyperConfig
 
 from loop_server import __version__
+from loop_server.access import AgentTokens
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
@@ -46,7 +47,14 @@ from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
-from loop_server.serving import EventsEndpoint, TerminalEndpoint, serve
+from loop_server.serving import (
+    EventsEndpoint,
+    SocketPathError,
+    TerminalEndpoint,
+    bind_unix_socket,
+    remove_socket_file,
+    serve,
+)
 from loop_server.store import Store, StoreError
 from loop_server.terminal import InteractiveCommands, SessionManager
 
@@ -183,9 +191,16 @@ async def run_server(
     host, port = config.host_port
     sock = bind_socket(host, port, config.addr)
     try:
+        agent_sock, tokens = await open_agent_access(config)
+    except StartupError:
+        sock.close()
+        raise
+    try:
         store = await Store.open(config.db_path)
     except Exception as err:
         sock.close()
+        if agent_sock is not None:
+            agent_sock.close()
         raise StartupError(f"opening database {config.db_path}: {err}") from err
     engine = DockerEngine()
     # The signal handlers stay ours until the store is closed: a repeated SIGTERM/SIGINT during
@@ -209,6 +224,7 @@ async def run_server(
                 executor,
                 memory_config,
                 commands_config,
+                tokens,
             )
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle, received)
@@ -223,6 +239,7 @@ async def run_server(
                         terminal=handle.services["terminal_endpoint"],
                         shutdown_trigger=handle._stop.wait,
                         write_timeout=config.http_write_timeout,
+                        agent_sockets=[agent_sock] if agent_sock is not None else [],
                     )
                 )
                 log.info("api server started addr=%s version=%s", handle.url, __version__)
@@ -236,7 +253,26 @@ async def run_server(
             await store.close()
         engine.close()
         sock.close()
+        if agent_sock is not None and config.socket_path is not None:
+            agent_sock.close()
+            remove_socket_file(config.socket_path)
         signal_handlers.close()
+
+
+async def open_agent_access(config: Config) -> tuple[socket.socket | None, AgentTokens]:
+    """The unix socket channel containers reach the API through, if enabled, and the agent
+    tokens of containers made before a restart (docs/mcp.md)."""
+    tokens = AgentTokens(config.data_dir / "agent-tokens")
+    try:
+        await trio.to_thread.run_sync(tokens.load)
+    except OSError as err:
+        raise StartupError(f"agent tokens in {tokens.directory}: {err.strerror or err}") from err
+    if config.socket_path is None:
+        return None, tokens
+    try:
+        return bind_unix_socket(config.socket_path), tokens
+    except SocketPathError as err:
+        raise StartupError(str(err)) from err
 
 
 async def _start_services(
@@ -249,15 +285,16 @@ async def _start_services(
     executor: TaskExecutor | None,
     memory_config: MemoryConfig,
     commands_config: CommandsConfig,
+    tokens: AgentTokens | None = None,
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
-    containers = ChannelContainers(engine, container_settings(config))
+    containers = ChannelContainers(engine, container_settings(config, tokens))
     messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
     orchestrator = Orchestrator(
         store,
         messages,
-        AgentRunner(engine, container_settings(config), agent_settings(config)),
+        AgentRunner(engine, container_settings(config, tokens), agent_settings(config)),
         hub,
         clock=clock,
         loop_dir=str(config.data_dir),
@@ -325,7 +362,8 @@ async def _start_services(
         config=config,
         store=store,
         services={
-            "app": create_app(deps, token=config.token),
+            "app": create_app(deps, token=config.token, agents=tokens),
+            "agent_tokens": tokens,
             "events_endpoint": EventsEndpoint(
                 hub,
                 events_authorizer(config.token),
@@ -371,7 +409,7 @@ async def _start_services(
     return handle
 
 
-def container_settings(config: Config) -> ContainerSettings:
+def container_settings(config: Config, tokens: AgentTokens | None = None) -> ContainerSettings:
     environment = {}
     if config.anthropic_api_key:
         environment["ANTHROPIC_API_KEY"] = config.anthropic_api_key
@@ -385,6 +423,9 @@ def container_settings(config: Config) -> ContainerSettings:
         cpus=config.container_cpus,
         environment=environment,
         claude_dir=str(config.claude_dir or ""),
+        socket_dir=str(config.socket_path.parent) if config.socket_path else "",
+        socket_name=config.socket_path.name if config.socket_path else "api.sock",
+        tokens=tokens,
     )
 
 

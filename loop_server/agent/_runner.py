@@ -18,7 +18,12 @@ import trio
 
 from loop_server.agent._command import SessionChoice, claude_command
 from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
-from loop_server.containers._channel import ContainerSettings, prepare_mounts
+from loop_server.containers._channel import (
+    ContainerSettings,
+    issue_token,
+    prepare_mounts,
+    revoke_token,
+)
 from loop_server.containers._demux import STDOUT, StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
 
@@ -86,18 +91,31 @@ class AgentRunner:
             model=self._settings.model,
             system_prompt=self._settings.system_prompt,
         )
-        kwargs = self._containers.create_kwargs(request.channel_id, request.work_dir)
         try:
-            container = await self._engine.call(client.containers.create, command=argv, **kwargs)
-        except docker.errors.ImageNotFound as err:
-            raise AgentError(f"container image {self._containers.image} not found") from err
-        except (docker.errors.DockerException, EngineError) as err:
-            raise AgentError(f"creating agent container: {err}") from err
+            token = await issue_token(self._containers, request.channel_id, request.work_dir)
+        except EngineError as err:
+            raise AgentError(str(err)) from err
+        # The token dies with the container (or with the attempt to make one).
         try:
-            return await self._follow(container, on_turn)
+            kwargs = self._containers.create_kwargs(
+                request.channel_id, request.work_dir, token=token
+            )
+            try:
+                container = await self._engine.call(
+                    client.containers.create, command=argv, **kwargs
+                )
+            except docker.errors.ImageNotFound as err:
+                raise AgentError(f"container image {self._containers.image} not found") from err
+            except (docker.errors.DockerException, EngineError) as err:
+                raise AgentError(f"creating agent container: {err}") from err
+            try:
+                return await self._follow(container, on_turn)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._remove(container)
         finally:
             with trio.CancelScope(shield=True):
-                await self._remove(container)
+                await revoke_token(self._containers, token.token_id if token else "")
 
     async def _follow(self, container: Any, on_turn: Callable[[str], None]) -> RunOutcome:
         container_id: str = container.id

@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.exceptions import NotFound as RouteNotFound
 
+from loop_server.access import AgentTokens
 from loop_server.api import (
     channels,
     commands,
@@ -22,6 +23,7 @@ from loop_server.api import (
 )
 from loop_server.api._gateway import ASGIApp, Gateway
 from loop_server.api._responses import ApiError, text_response
+from loop_server.api._scope import ScopeGuard
 from loop_server.api.deps import ApiDeps
 from loop_server.services.errors import Invalid, NotFound
 
@@ -72,6 +74,8 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
     return app
 
 
-def create_app(deps: ApiDeps, *, token: str) -> ASGIApp:
+def create_app(deps: ApiDeps, *, token: str, agents: AgentTokens | None = None) -> ASGIApp:
+    """``agents``: the scoped agent tokens the API accepts besides ``token`` (docs/mcp.md)."""
     app = cast(ASGIApp, create_quart_app(deps))
-    return Gateway(app, token=token, max_body_bytes=deps.max_body_bytes)
+    guard = ScopeGuard(deps.store, deps.scheduler, loop_dir=deps.loop_dir)
+    return Gateway(app, token=token, max_body_bytes=deps.max_body_bytes, agents=agents, guard=guard)
