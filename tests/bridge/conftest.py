@@ -32,6 +32,11 @@ def agent_token(server: ServerHandle, channel_id: str) -> AgentToken:
     return tokens.issue(channel_id)
 
 
+def token_secret(server: ServerHandle, channel_id: str) -> str:
+    """A new token of ``channel_id``, read from its file as the bridge reads it."""
+    return Path(agent_token(server, channel_id).path).read_text("ascii")
+
+
 def socket_path(server: ServerHandle) -> str:
     path = server.config.socket_path
     assert path is not None
