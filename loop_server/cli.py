@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
     )
     _add_memory_command(commands)
+    from loop_server.agent_image._cli import add_image_command
+
+    add_image_command(commands)
     return parser
 
 
@@ -100,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "memory":
         return _memory_main(args)
+    if args.command == "image":
+        from loop_server.agent_image._cli import image_main
+
+        return image_main(args)
     if args.command != "serve":
         parser.print_help(sys.stderr)
         return EXIT_USAGE

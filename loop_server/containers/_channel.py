@@ -31,7 +31,7 @@ class ContainerSettings:
     network: str | None = None  # None: Docker's default; "none" in tests
     memory_mb: int = 0
     cpus: float = 0.0
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict, repr=False)  # secrets
     # Claude's state dir, mounted at the same path with CLAUDE_CONFIG_DIR naming it ("" = none).
     claude_dir: str = ""
 
