@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench clean docker-env binary binary-smoke
+.PHONY: install run test lint bench clean docker-env agent-image binary binary-smoke
 
 install: $(STAMP)
 
@@ -23,7 +23,12 @@ run: install
 docker-env:
 	bash scripts/docker-env.sh
 
-test: install docker-env
+# The agent image with the real Claude Code CLI (offline recipe: Debian packages + npm, no
+# registry); the real-CLI tests (tests/agent_real) run in it. Rebuilt only when it changed.
+agent-image: install docker-env
+	bash scripts/agent-image.sh
+
+test: install docker-env agent-image
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory binary-smoke

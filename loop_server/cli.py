@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_memory_command(commands)
     _add_mcp_command(commands)
+    from loop_server.agent_image._cli import add_image_command
+
+    add_image_command(commands)
     return parser
 
 
@@ -154,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _memory_main(args)
     if args.command == "mcp":
         return _mcp_main(args)
+    if args.command == "image":
+        from loop_server.agent_image._cli import image_main
+
+        return image_main(args)
     if args.command != "serve":
         parser.print_help(sys.stderr)
         return EXIT_USAGE

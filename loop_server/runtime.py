@@ -20,6 +20,7 @@ from hypercorn.config import Config as HyperConfig
 from loop_server import __version__
 from loop_server.access import AgentTokens
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
+from loop_server.agent_image._check import ImageChecker
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
@@ -32,6 +33,11 @@ from loop_server.commands import (
 )
 from loop_server.config import Config
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers._environment import (
+    ContainerEnvError,
+    host_user_env,
+    parse_container_env,
+)
 from loop_server.events import EventsHub
 from loop_server.memory import (
     MemoryConfig,
@@ -185,7 +191,8 @@ async def run_server(
     try:
         memory_config = MemoryConfig.from_extra(config.extra)
         commands_config = CommandsConfig.from_extra(config.extra)
-    except (MemoryConfigError, CommandsConfigError) as err:
+        parse_container_env(config.extra)
+    except (MemoryConfigError, CommandsConfigError, ContainerEnvError) as err:
         raise StartupError(f"config: {err}") from err
     prepare_data_dir(config.data_dir)
     host, port = config.host_port
@@ -289,12 +296,16 @@ async def _start_services(
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
+    image_checker = ImageChecker(engine, config.container_image)
+    root.start_soon(image_checker.refresh)  # says at start-up what to do when it is missing
     containers = ChannelContainers(engine, container_settings(config, tokens))
     messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
     orchestrator = Orchestrator(
         store,
         messages,
-        AgentRunner(engine, container_settings(config, tokens), agent_settings(config)),
+        AgentRunner(
+            engine, container_settings(config, tokens), agent_settings(config), image=image_checker
+        ),
         hub,
         clock=clock,
         loop_dir=str(config.data_dir),
@@ -350,6 +361,7 @@ async def _start_services(
         health=lambda: {
             "events": dataclasses.asdict(hub.statistics()),
             "terminals": dataclasses.asdict(terminals.statistics()),
+            "agent_image": image_checker.status.as_health(),
         },
         max_body_bytes=config.max_body_bytes,
     )
@@ -410,11 +422,13 @@ async def _start_services(
 
 
 def container_settings(config: Config, tokens: AgentTokens | None = None) -> ContainerSettings:
-    environment = {}
+    environment = host_user_env()
     if config.anthropic_api_key:
         environment["ANTHROPIC_API_KEY"] = config.anthropic_api_key
     if config.claude_code_oauth_token:
         environment["CLAUDE_CODE_OAUTH_TOKEN"] = config.claude_code_oauth_token
+    # The user's own map last: what they set explicitly wins (validated at start-up).
+    environment.update(parse_container_env(config.extra))
     return ContainerSettings(
         image=config.container_image,
         loop_dir=str(config.data_dir),

@@ -76,9 +76,9 @@ class AgentTokens:
             if path.name not in held and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
 
-    def issue(self, channel_id: str, *, owner: tuple[int, int] | None = None) -> AgentToken:
-        """A new token for a container of ``channel_id``. ``owner``: the uid and gid the agent
-        runs as, who must be able to read the file (mode 0400)."""
+    def issue(self, channel_id: str) -> AgentToken:
+        """A new token for a container of ``channel_id``, in a file only this server's user
+        may read (mode 0400): the agent image runs the agent as that user."""
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         token_id = secrets.token_hex(8)
@@ -86,8 +86,6 @@ class AgentTokens:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
         try:
             os.write(fd, token.encode("ascii"))
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(fd, *owner)
         finally:
             os.close(fd)
         self._by_digest[_digest(token.encode("ascii"))] = (token_id, channel_id)

@@ -17,7 +17,9 @@ import docker.errors
 import trio
 
 from loop_server.agent._command import SessionChoice, claude_command
-from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
+from loop_server.agent._stream import ApiRetry, LineSplitter, RunResult, StreamEvent, parse_line
+from loop_server.agent_image import missing as missing_image
+from loop_server.agent_image._check import ImageChecker
 from loop_server.containers._channel import (
     ContainerSettings,
     issue_token,
@@ -45,6 +47,25 @@ class SessionNotFound(AgentError):
 # What Claude Code prints (to stderr, exiting 1) for ``--resume`` of an unknown session.
 SESSION_NOT_FOUND = "No conversation found with session ID"
 
+# API errors the CLI retries (10 times, for about three minutes) although no retry can help:
+# the key or token is refused. The run fails at the first one, with the API's reason, instead
+# of leaving the user waiting for a generic failure minutes later.
+HOPELESS_STATUSES = {401: "the API key or token was refused", 403: "access was denied"}
+
+OnEvent = Callable[[StreamEvent], None]
+
+
+def api_failure(retry: ApiRetry) -> str | None:
+    """The error text when ``retry`` cannot succeed, else None (worth waiting for)."""
+    why = HOPELESS_STATUSES.get(retry.status)
+    if why is None:
+        return None
+    name = f" {retry.error}" if retry.error else ""
+    return (
+        f"Claude API error {retry.status}{name}: {why} "
+        "(check anthropic_api_key / claude_code_oauth_token, or the container_env settings)"
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
@@ -58,6 +79,7 @@ class RunRequest:
 class RunOutcome:
     text: str
     session_id: str
+    result: RunResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +92,23 @@ class AgentSettings:
 
 class AgentRunner:
     def __init__(
-        self, engine: DockerEngine, containers: ContainerSettings, settings: AgentSettings
+        self,
+        engine: DockerEngine,
+        containers: ContainerSettings,
+        settings: AgentSettings,
+        *,
+        image: ImageChecker | None = None,
     ) -> None:
         self._engine = engine
         self._containers = containers
         self._settings = settings
+        self._image = image
 
-    async def run(self, request: RunRequest, on_turn: Callable[[str], None]) -> RunOutcome:
+    async def run(self, request: RunRequest, on_event: OnEvent) -> RunOutcome:
+        """Run Claude for ``request``; ``on_event`` sees every stream event as it arrives."""
+        if self._image is not None:
+            # Logs (once) when the image went missing or stale; a missing one fails below.
+            await self._image.refresh()
         try:
             await prepare_mounts(self._containers, request.channel_id, request.work_dir)
             client = await self._engine.client()
@@ -92,7 +124,7 @@ class AgentRunner:
             system_prompt=self._settings.system_prompt,
         )
         try:
-            token = await issue_token(self._containers, request.channel_id, request.work_dir)
+            token = await issue_token(self._containers, request.channel_id)
         except EngineError as err:
             raise AgentError(str(err)) from err
         # The token dies with the container (or with the attempt to make one).
@@ -105,11 +137,11 @@ class AgentRunner:
                     client.containers.create, command=argv, **kwargs
                 )
             except docker.errors.ImageNotFound as err:
-                raise AgentError(f"container image {self._containers.image} not found") from err
+                raise AgentError(missing_image(self._containers.image).message) from err
             except (docker.errors.DockerException, EngineError) as err:
                 raise AgentError(f"creating agent container: {err}") from err
             try:
-                return await self._follow(container, on_turn)
+                return await self._follow(container, on_event)
             finally:
                 with trio.CancelScope(shield=True):
                     await self._remove(container)
@@ -117,7 +149,7 @@ class AgentRunner:
             with trio.CancelScope(shield=True):
                 await revoke_token(self._containers, token.token_id if token else "")
 
-    async def _follow(self, container: Any, on_turn: Callable[[str], None]) -> RunOutcome:
+    async def _follow(self, container: Any, on_event: OnEvent) -> RunOutcome:
         container_id: str = container.id
         params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
         try:
@@ -130,11 +162,12 @@ class AgentRunner:
 
         def handle(line: bytes) -> None:
             nonlocal result
-            event = parse_line(line)
-            if isinstance(event, AssistantTurn):
-                on_turn(event.text)
-            elif isinstance(event, RunResult):
-                result = event
+            for event in parse_line(line):
+                if isinstance(event, RunResult):
+                    result = event
+                elif isinstance(event, ApiRetry) and (failure := api_failure(event)):
+                    raise AgentError(failure)
+                on_event(event)
 
         async with stream:
             try:
@@ -167,7 +200,7 @@ class AgentRunner:
             raise AgentError(f"agent exited with code {exit_code}{detail}")
         if result is None:
             raise AgentError(f"agent finished without a result{detail}")
-        return RunOutcome(result.text, result.session_id)
+        return RunOutcome(result.text, result.session_id, result)
 
     async def _remove(self, container: Any) -> None:
         try:

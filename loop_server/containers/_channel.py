@@ -44,7 +44,7 @@ class ContainerSettings:
     network: str | None = None  # None: Docker's default; "none" in tests
     memory_mb: int = 0
     cpus: float = 0.0
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict, repr=False)  # secrets
     # Claude's state dir, mounted at the same path with CLAUDE_CONFIG_DIR naming it ("" = none).
     claude_dir: str = ""
     # The agent socket (docs/mcp.md): its host dir is mounted at CONTAINER_SOCKET_DIR and the
@@ -121,22 +121,14 @@ async def prepare_mounts(settings: ContainerSettings, channel_id: str, work_dir:
             raise EngineError(f"preparing claude dir {settings.claude_dir}: {reason}") from err
 
 
-async def issue_token(
-    settings: ContainerSettings, channel_id: str, work_dir: str
-) -> AgentToken | None:
-    """A scoped token for a new container of ``channel_id`` (after ``prepare_mounts``), its
-    file readable by the work dir's owner, whom the agent runs as. Revoke it with
-    ``revoke_token`` once the container is gone (or was never made)."""
+async def issue_token(settings: ContainerSettings, channel_id: str) -> AgentToken | None:
+    """A scoped token for a new container of ``channel_id``. Revoke it with ``revoke_token``
+    once the container is gone (or was never made)."""
     tokens = settings.tokens
     if tokens is None:
         return None
-
-    def issue() -> AgentToken:
-        info = os.stat(work_dir)
-        return tokens.issue(channel_id, owner=(info.st_uid, info.st_gid))
-
     try:
-        return await trio.to_thread.run_sync(issue)
+        return await trio.to_thread.run_sync(tokens.issue, channel_id)
     except OSError as err:
         raise EngineError(f"writing agent token: {err.strerror or err}") from err
 
@@ -190,7 +182,7 @@ class ChannelContainers:
         # As for an agent run (the claude command typed into the terminal names the channel's
         # MCP config file too).
         await prepare_mounts(self._settings, channel_id, work_dir)
-        token = await issue_token(self._settings, channel_id, work_dir)
+        token = await issue_token(self._settings, channel_id)
         kwargs = self._settings.create_kwargs(channel_id, work_dir, shell=True, token=token)
         try:
             # create + start, not ``run``: ``run`` pulls a missing image, and a terminal request
