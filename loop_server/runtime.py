@@ -299,6 +299,7 @@ async def _start_services(
     image_checker = ImageChecker(engine, config.container_image)
     root.start_soon(image_checker.refresh)  # says at start-up what to do when it is missing
     containers = ChannelContainers(engine, container_settings(config, tokens))
+    root.start_soon(_prune_agent_tokens, containers)
     messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
     orchestrator = Orchestrator(
         store,
@@ -447,6 +448,17 @@ def agent_settings(config: Config) -> AgentSettings:
     return AgentSettings(
         claude_bin=config.claude_bin, timeout=config.container_timeout, model=config.claude_model
     )
+
+
+async def _prune_agent_tokens(containers: ChannelContainers) -> None:
+    """Best effort at start-up: without an engine there is nothing to check against."""
+    try:
+        pruned = await containers.prune_tokens()
+    except Exception as err:
+        log.info("agent tokens not checked against containers: %s", err)
+        return
+    if pruned:
+        log.info("revoked %d agent tokens of containers that are gone", pruned)
 
 
 async def _stop_on_signals(handle: ServerHandle, signals: AsyncIterator[int]) -> None:

@@ -209,6 +209,24 @@ class ChannelContainers:
             raise EngineError(f"starting container: {err}") from err
         return str(container.id)
 
+    async def prune_tokens(self) -> int:
+        """Revoke the agent tokens of containers that are gone (removed while this server was
+        not running, or behind its back); returns how many. Tokens issued meanwhile are kept:
+        only those known before the engine was asked are candidates."""
+        tokens = self._settings.tokens
+        if tokens is None:
+            return 0
+        candidates = tokens.token_ids()
+        client = await self._engine.client()
+        containers = await self._engine.call(
+            client.containers.list, all=True, filters={"label": TOKEN_LABEL}
+        )
+        held = {c.labels.get(TOKEN_LABEL, "") for c in containers}
+        gone = candidates - held
+        for token_id in gone:
+            await revoke_token(self._settings, token_id)
+        return len(gone)
+
     async def container_remove(self, container_id: str) -> None:
         """Force-remove the container; its agent token dies with it."""
         client = await self._engine.client()

@@ -38,6 +38,10 @@ async def exec_output(client: docker.DockerClient, container_id: str, *cmd: str)
     return await trio.to_thread.run_sync(run)
 
 
+def mounts_file(client: docker.DockerClient, container_id: str) -> str:
+    return mounts_of(client.containers.get(container_id))["/run/loop/api-token"][0]
+
+
 def check_container(
     server: ServerHandle, client: docker.DockerClient, container_id: str, channel_id: str
 ) -> str:
@@ -74,6 +78,12 @@ async def test_a_shell_container_holds_its_channels_token_until_removed(
         assert listing.split() == ["api.sock"]
         work_dir = server.config.data_dir / channel_id / "work"
         config = json.loads(await trio.Path(mcp_config_path(str(work_dir), channel_id)).read_text())
+        # A token whose container is gone (here: never made) is revoked by the prune the
+        # server runs at start-up; the shell container's own is kept.
+        loose = tokens.issue(channel_id)
+        assert await containers.prune_tokens() == 1
+        assert tokens.token_ids() == {Path(mounts_file(docker_client, container_id)).name}
+        assert not await trio.Path(loose.path).exists()
         assert config["mcpServers"]["loop"] == {
             "command": "loop-server",
             "args": [
