@@ -45,11 +45,15 @@ def socket_path(server: ServerHandle) -> str:
 
 @asynccontextmanager
 async def bridge(
-    channel_id: str, *args: str, log_dir: Path, env: dict[str, str] | None = None
+    channel_id: str,
+    *args: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    command: str = LOOP_SERVER,
 ) -> AsyncIterator[ClientSession]:
     """An initialised MCP session with ``loop-server mcp --channel-id ID ARGS...``."""
     params = StdioServerParameters(
-        command=LOOP_SERVER, args=["mcp", "--channel-id", channel_id, *args], env=env
+        command=command, args=["mcp", "--channel-id", channel_id, *args], env=env
     )
     # The bridge's stderr (its log) is kept beside the test's other files.
     errlog = open_log(log_dir / "bridge-stderr.log")
