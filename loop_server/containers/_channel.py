@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 import docker.errors
 import trio
 
+from loop_server.agent_image import missing as missing_image
 from loop_server.channel_paths import fallback_work_dir
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL, ROLE_LABEL, SHELL_ROLE, channel_labels
@@ -137,7 +138,7 @@ class ChannelContainers:
                 **kwargs,
             )
         except docker.errors.ImageNotFound as err:
-            raise EngineError(f"container image {self._settings.image} not found") from err
+            raise EngineError(missing_image(self._settings.image).message) from err
         except docker.errors.DockerException as err:
             raise EngineError(f"creating container: {err}") from err
         try:
