@@ -118,7 +118,6 @@ class AgentRunner:
             self._settings.claude_bin,
             work_dir=request.work_dir,
             channel_id=request.channel_id,
-            prompt=request.prompt,
             session=request.session,
             model=self._settings.model,
             system_prompt=self._settings.system_prompt,
@@ -132,6 +131,9 @@ class AgentRunner:
             kwargs = self._containers.create_kwargs(
                 request.channel_id, request.work_dir, token=token
             )
+            # The prompt goes to stdin: open, and closed once it is written (StdinOnce, which
+            # the SDK sets only for a container that is not detached; we attach ourselves).
+            kwargs.update(stdin_open=True, detach=False)
             try:
                 container = await self._engine.call(
                     client.containers.create, command=argv, **kwargs
@@ -141,7 +143,7 @@ class AgentRunner:
             except (docker.errors.DockerException, EngineError) as err:
                 raise AgentError(f"creating agent container: {err}") from err
             try:
-                return await self._follow(container, on_event)
+                return await self._follow(container, request.prompt, on_event)
             finally:
                 with trio.CancelScope(shield=True):
                     await self._remove(container)
@@ -149,9 +151,9 @@ class AgentRunner:
             with trio.CancelScope(shield=True):
                 await revoke_token(self._containers, token.token_id if token else "")
 
-    async def _follow(self, container: Any, on_event: OnEvent) -> RunOutcome:
+    async def _follow(self, container: Any, prompt: str, on_event: OnEvent) -> RunOutcome:
         container_id: str = container.id
-        params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
         try:
             stream = await self._engine.attach_stream(container_id, params)
         except (docker.errors.DockerException, EngineError) as err:
@@ -174,6 +176,7 @@ class AgentRunner:
                 await self._engine.call(container.start)
             except docker.errors.DockerException as err:
                 raise AgentError(f"starting agent container: {err}") from err
+            await _send_prompt(stream, prompt)
             with trio.move_on_after(self._settings.timeout) as timer:
                 while data := await stream.receive_some(65536):
                     for kind, payload in demux.feed(data):
@@ -191,9 +194,14 @@ class AgentRunner:
         except Exception as err:
             raise AgentError(f"waiting for agent container: {err}") from err
         exit_code = status.get("StatusCode", -1)
-        if result is not None and result.is_error:
-            raise AgentError(result.text or "agent reported an error")
         detail = _tail(stderr_tail)
+        if result is not None and result.is_error:
+            reason = result.error_text or "agent reported an error"
+            # Claude Code 2.1 reports an unknown --resume session as an error result (and on
+            # stderr, exit 1) without ever calling the model.
+            if result.num_turns == 0 and SESSION_NOT_FOUND in reason:
+                raise SessionNotFound(reason)
+            raise AgentError(reason)
         if exit_code != 0:
             if result is None and SESSION_NOT_FOUND in detail:
                 raise SessionNotFound(f"agent exited with code {exit_code}{detail}")
@@ -209,6 +217,16 @@ class AgentRunner:
             pass
         except Exception as err:
             log.warning("removing agent container failed: %s", err)
+
+
+async def _send_prompt(stream: trio.SocketStream, prompt: str) -> None:
+    """Write the prompt to the container's stdin and close it (half-close: the output keeps
+    coming). A container that already exited leaves a broken pipe: its output says why."""
+    try:
+        await stream.send_all(prompt.encode("utf-8", errors="replace"))
+        await stream.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
 
 
 def _tail(chunks: collections.deque[bytes]) -> str:

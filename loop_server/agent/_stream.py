@@ -13,7 +13,9 @@ of the tests): one JSON object a line, ``type`` one of
   ``id``, ``name``, ``input``); lines of one API message share ``message.id``;
 * ``user`` — the tool results sent back (``tool_result`` blocks with ``tool_use_id``);
 * ``result`` — last: ``result`` (final text), ``session_id``, ``is_error``, ``num_turns``,
-  ``duration_ms``, ``stop_reason``, ``api_error_status``, ``terminal_reason``.
+  ``duration_ms``, ``stop_reason``, ``api_error_status``, ``terminal_reason``; a run that
+  failed before any answer (``subtype`` ``error_during_execution``, e.g. ``--resume`` of an
+  unknown session) has no ``result`` but ``errors``, a list of texts.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ class RunResult:
     duration_ms: int = 0
     stop_reason: str = ""
     api_error_status: int = 0
+    errors: tuple[str, ...] = ()  # why a run failed before any answer (e.g. no session)
+
+    @property
+    def error_text(self) -> str:
+        return self.text or "; ".join(self.errors)
 
 
 StreamEvent = SessionStarted | AssistantTurn | ToolUse | ToolResult | ApiRetry | RunResult
@@ -101,6 +108,7 @@ def parse_line(line: bytes | str) -> list[StreamEvent]:
                 duration_ms=_int(value.get("duration_ms")),
                 stop_reason=_str(value.get("stop_reason")),
                 api_error_status=_int(value.get("api_error_status")),
+                errors=_strings(value.get("errors")),
             )
         ]
     return []
@@ -174,6 +182,12 @@ def summarize(tool_input: object) -> str:
 
 def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str) and item)
 
 
 def _int(value: object) -> int:

@@ -15,6 +15,7 @@ import docker.errors
 import trio
 
 from loop_server.access import AgentToken, AgentTokens
+from loop_server.agent_image import missing as missing_image
 from loop_server.channel_paths import fallback_work_dir
 from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import (
@@ -197,7 +198,7 @@ class ChannelContainers:
             with trio.CancelScope(shield=True):
                 await revoke_token(self._settings, token.token_id if token else "")
             if isinstance(err, docker.errors.ImageNotFound):
-                raise EngineError(f"container image {self._settings.image} not found") from err
+                raise EngineError(missing_image(self._settings.image).message) from err
             if isinstance(err, docker.errors.DockerException):
                 raise EngineError(f"creating container: {err}") from err
             raise
