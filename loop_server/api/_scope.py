@@ -77,8 +77,8 @@ class ScopeGuard:
         self, channels: ChannelLister | None, tasks: TaskScheduler, *, loop_dir: str
     ) -> None:
         self._channels = channels
-        self._tasks = tasks
-        self._loop_dir = loop_dir
+        self.tasks = tasks
+        self.loop_dir = loop_dir
 
     async def refusal(self, scope_channel: str, request: Request) -> str | None:
         """None when an agent scoped to ``scope_channel`` may make ``request``, else the text
@@ -119,12 +119,12 @@ class Family:
             task_id = task_routes.parse_task_id(text)
         except ApiError:
             return True  # the route answers 400 invalid task id
-        task = await self.guard._tasks.get_task(task_id)
+        task = await self.guard.tasks.get_task(task_id)
         return task is None or await self.has(task.channel_id)
 
     async def has_dir(self, dir_path: str) -> bool:
         root = await self.guard.channel(self.root)
-        return root is not None and root.work_dir(self.guard._loop_dir) == dir_path
+        return root is not None and root.work_dir(self.guard.loop_dir) == dir_path
 
 
 async def _body_channel(

@@ -243,8 +243,12 @@ def build_server(channel_id: str, api: LoopApi, *, author_id: str = "") -> MCPSe
         ] = None,
         auto_delete_sec: Annotated[int | None, Field(description=AUTO_DELETE)] = None,
     ) -> CallToolResult:
-        fields = {"schedule": schedule, "type": type, "prompt": prompt}
-        fields["auto_delete_sec"] = auto_delete_sec  # type: ignore[assignment]
+        fields: dict[str, object] = {
+            "schedule": schedule,
+            "type": type,
+            "prompt": prompt,
+            "auto_delete_sec": auto_delete_sec,
+        }
         body = {name: value for name, value in fields.items() if value is not None}
         if not body:
             return error_reply(
