@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench clean docker-env browser-env binary binary-smoke console console-check
+.PHONY: install run test lint bench clean docker-env browser-env agent-image binary binary-smoke console console-check
 
 install: $(STAMP)
 
@@ -28,7 +28,13 @@ docker-env:
 browser-env:
 	bash scripts/browser-env.sh
 
-test: install docker-env browser-env
+
+# The agent image with the real Claude Code CLI (offline recipe: Debian packages + npm, no
+# registry); the real-CLI tests (tests/agent_real) run in it. Rebuilt only when it changed.
+agent-image: install docker-env
+	bash scripts/agent-image.sh
+
+test: install docker-env browser-env agent-image
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory binary-smoke

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -51,7 +52,61 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
     )
     _add_memory_command(commands)
+    _add_mcp_command(commands)
+    from loop_server.agent_image._cli import add_image_command
+
+    add_image_command(commands)
     return parser
+
+
+def _add_mcp_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mcp = commands.add_parser(
+        "mcp",
+        help="run the MCP bridge for one channel over stdio",
+        description="A stdio MCP server whose tools (tasks, threads, messages, memory) act on "
+        "this server's API for one channel (docs/mcp.md). Reaches the API over --socket "
+        "(inside channel containers) or --api-url.",
+    )
+    mcp.add_argument("--channel-id", required=True, help="the channel the tools act for")
+    mcp.add_argument("--socket", default="", help="the server's unix socket (api.sock)")
+    mcp.add_argument(
+        "--api-url",
+        default="",
+        help="the server's base URL when not using --socket (default http://127.0.0.1:8222)",
+    )
+    mcp.add_argument(
+        "--token-file",
+        default="",
+        help="file holding the bearer token (default: env LOOP_API_TOKEN, or none)",
+    )
+    mcp.add_argument("--author-id", default="", help="author of channels and threads created")
+    mcp.add_argument(
+        "--log-level",
+        default=os.environ.get("LOOP_LOG_LEVEL", "warning"),
+        choices=["debug", "info", "warning", "error"],
+    )
+
+
+def _mcp_main(args: argparse.Namespace) -> int:
+    # Logs go to stderr: stdout is the MCP wire.
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from loop_server.bridge import BridgeError, Endpoint, read_token_file, run_bridge
+
+    try:
+        token = read_token_file(args.token_file) if args.token_file else ""
+    except BridgeError as err:
+        print(f"loop-server mcp: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    token = token or os.environ.get("LOOP_API_TOKEN", "")
+    base_url = args.api_url or ("" if args.socket else "http://127.0.0.1:8222")
+    endpoint = Endpoint(socket_path=args.socket, base_url=base_url, token=token)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_bridge(args.channel_id, endpoint, args.author_id)
+    return 0
 
 
 def _add_memory_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -125,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "memory":
         return _memory_main(args)
+    if args.command == "mcp":
+        return _mcp_main(args)
+    if args.command == "image":
+        from loop_server.agent_image._cli import image_main
+
+        return image_main(args)
     if args.command != "serve":
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -276,6 +276,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Claude's state dir for every container (default <data-dir>/claude; none: no mount)",
     ),
     Setting(
+        "api_socket",
+        None,
+        "LOOP_API_SOCKET",
+        "api_socket",
+        _str,
+        "unix socket mounted into channel containers for the MCP bridge "
+        "(default <data-dir>/run/api.sock; none: no socket)",
+    ),
+    Setting(
         "http_write_timeout",
         None,
         "LOOP_HTTP_WRITE_TIMEOUT",
@@ -312,6 +321,7 @@ class Config:
     graceful_timeout: float = 10.0
     http_write_timeout: float = 60.0
     claude_config_dir: str = ""  # "" = <data-dir>/claude; "none" = mount nothing
+    api_socket: str = ""  # "" = <data-dir>/run/api.sock; "none" = no agent socket
     # Settings only the config file carries (upstream's names), kept for later collaborators.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -327,6 +337,15 @@ class Config:
         if not self.claude_config_dir:
             return self.data_dir / "claude"
         return Path(os.path.abspath(os.path.expanduser(self.claude_config_dir)))
+
+    @property
+    def socket_path(self) -> Path | None:
+        """The agent socket the MCP bridge reaches the API through (docs/mcp.md)."""
+        if self.api_socket == "none":
+            return None
+        if not self.api_socket:
+            return self.data_dir / "run" / "api.sock"
+        return Path(os.path.abspath(os.path.expanduser(self.api_socket)))
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -153,6 +153,14 @@ class EventBroadcaster(Protocol):
 
     def broadcast_agent_status(self, channel_id: str, status: str, error: str = "") -> None: ...
 
+    def broadcast_tool_use(
+        self, channel_id: str, tool_name: str, tool_input: str, tool_use_id: str = ""
+    ) -> None: ...
+
+    def broadcast_agent_activity(
+        self, channel_id: str, activity: str, model: str = "", description: str = ""
+    ) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class MemorySearchResult:

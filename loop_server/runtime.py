@@ -18,7 +18,9 @@ import trio
 from hypercorn.config import Config as HyperConfig
 
 from loop_server import __version__
+from loop_server.access import AgentTokens
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
+from loop_server.agent_image._check import ImageChecker
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
@@ -32,6 +34,11 @@ from loop_server.commands import (
 from loop_server.config import Config, is_loopback
 from loop_server.console_assets import ConsoleAssets
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers._environment import (
+    ContainerEnvError,
+    host_user_env,
+    parse_container_env,
+)
 from loop_server.events import EventsHub
 from loop_server.memory import (
     MemoryConfig,
@@ -48,7 +55,14 @@ from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
-from loop_server.serving import EventsEndpoint, TerminalEndpoint, serve
+from loop_server.serving import (
+    EventsEndpoint,
+    SocketPathError,
+    TerminalEndpoint,
+    bind_unix_socket,
+    remove_socket_file,
+    serve,
+)
 from loop_server.store import Store, StoreError
 from loop_server.terminal import InteractiveCommands, SessionManager
 
@@ -179,15 +193,23 @@ async def run_server(
     try:
         memory_config = MemoryConfig.from_extra(config.extra)
         commands_config = CommandsConfig.from_extra(config.extra)
-    except (MemoryConfigError, CommandsConfigError) as err:
+        parse_container_env(config.extra)
+    except (MemoryConfigError, CommandsConfigError, ContainerEnvError) as err:
         raise StartupError(f"config: {err}") from err
     prepare_data_dir(config.data_dir)
     host, port = config.host_port
     sock = bind_socket(host, port, config.addr)
     try:
+        agent_sock, tokens = await open_agent_access(config)
+    except StartupError:
+        sock.close()
+        raise
+    try:
         store = await Store.open(config.db_path)
     except Exception as err:
         sock.close()
+        if agent_sock is not None:
+            agent_sock.close()
         raise StartupError(f"opening database {config.db_path}: {err}") from err
     engine = DockerEngine()
     # The signal handlers stay ours until the store is closed: a repeated SIGTERM/SIGINT during
@@ -211,6 +233,7 @@ async def run_server(
                 executor,
                 memory_config,
                 commands_config,
+                tokens,
             )
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle, received)
@@ -226,6 +249,7 @@ async def run_server(
                         shutdown_trigger=handle._stop.wait,
                         write_timeout=config.http_write_timeout,
                         policy=handle.services["origin_policy"],
+                        agent_sockets=[agent_sock] if agent_sock is not None else [],
                     )
                 )
                 log.info("api server started addr=%s version=%s", handle.url, __version__)
@@ -239,7 +263,26 @@ async def run_server(
             await store.close()
         engine.close()
         sock.close()
+        if agent_sock is not None and config.socket_path is not None:
+            agent_sock.close()
+            remove_socket_file(config.socket_path)
         signal_handlers.close()
+
+
+async def open_agent_access(config: Config) -> tuple[socket.socket | None, AgentTokens]:
+    """The unix socket channel containers reach the API through, if enabled, and the agent
+    tokens of containers made before a restart (docs/mcp.md)."""
+    tokens = AgentTokens(config.data_dir / "agent-tokens")
+    try:
+        await trio.to_thread.run_sync(tokens.load)
+    except OSError as err:
+        raise StartupError(f"agent tokens in {tokens.directory}: {err.strerror or err}") from err
+    if config.socket_path is None:
+        return None, tokens
+    try:
+        return bind_unix_socket(config.socket_path), tokens
+    except SocketPathError as err:
+        raise StartupError(str(err)) from err
 
 
 async def _start_services(
@@ -252,15 +295,21 @@ async def _start_services(
     executor: TaskExecutor | None,
     memory_config: MemoryConfig,
     commands_config: CommandsConfig,
+    tokens: AgentTokens | None = None,
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
-    containers = ChannelContainers(engine, container_settings(config))
+    image_checker = ImageChecker(engine, config.container_image)
+    root.start_soon(image_checker.refresh)  # says at start-up what to do when it is missing
+    containers = ChannelContainers(engine, container_settings(config, tokens))
+    root.start_soon(_prune_agent_tokens, containers)
     messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
     orchestrator = Orchestrator(
         store,
         messages,
-        AgentRunner(engine, container_settings(config), agent_settings(config)),
+        AgentRunner(
+            engine, container_settings(config, tokens), agent_settings(config), image=image_checker
+        ),
         hub,
         clock=clock,
         loop_dir=str(config.data_dir),
@@ -316,6 +365,7 @@ async def _start_services(
         health=lambda: {
             "events": dataclasses.asdict(hub.statistics()),
             "terminals": dataclasses.asdict(terminals.statistics()),
+            "agent_image": image_checker.status.as_health(),
         },
         max_body_bytes=config.max_body_bytes,
         console=await trio.to_thread.run_sync(ConsoleAssets.from_package),
@@ -330,7 +380,8 @@ async def _start_services(
         config=config,
         store=store,
         services={
-            "app": create_app(deps, token=config.token, policy=policy),
+            "app": create_app(deps, token=config.token, policy=policy, agents=tokens),
+            "agent_tokens": tokens,
             "origin_policy": policy,
             "events_endpoint": EventsEndpoint(
                 hub,
@@ -386,12 +437,14 @@ def origin_policy(config: Config) -> OriginPolicy:
     )
 
 
-def container_settings(config: Config) -> ContainerSettings:
-    environment = {}
+def container_settings(config: Config, tokens: AgentTokens | None = None) -> ContainerSettings:
+    environment = host_user_env()
     if config.anthropic_api_key:
         environment["ANTHROPIC_API_KEY"] = config.anthropic_api_key
     if config.claude_code_oauth_token:
         environment["CLAUDE_CODE_OAUTH_TOKEN"] = config.claude_code_oauth_token
+    # The user's own map last: what they set explicitly wins (validated at start-up).
+    environment.update(parse_container_env(config.extra))
     return ContainerSettings(
         image=config.container_image,
         loop_dir=str(config.data_dir),
@@ -400,6 +453,9 @@ def container_settings(config: Config) -> ContainerSettings:
         cpus=config.container_cpus,
         environment=environment,
         claude_dir=str(config.claude_dir or ""),
+        socket_dir=str(config.socket_path.parent) if config.socket_path else "",
+        socket_name=config.socket_path.name if config.socket_path else "api.sock",
+        tokens=tokens,
     )
 
 
@@ -407,6 +463,17 @@ def agent_settings(config: Config) -> AgentSettings:
     return AgentSettings(
         claude_bin=config.claude_bin, timeout=config.container_timeout, model=config.claude_model
     )
+
+
+async def _prune_agent_tokens(containers: ChannelContainers) -> None:
+    """Best effort at start-up: without an engine there is nothing to check against."""
+    try:
+        pruned = await containers.prune_tokens()
+    except Exception as err:
+        log.info("agent tokens not checked against containers: %s", err)
+        return
+    if pruned:
+        log.info("revoked %d agent tokens of containers that are gone", pruned)
 
 
 async def _stop_on_signals(handle: ServerHandle, signals: AsyncIterator[int]) -> None:

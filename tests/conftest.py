@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
@@ -29,7 +30,7 @@ from loop_server.runtime import ServerHandle, run_server
 from loop_server.scheduler import TaskExecutor
 from tests.events.events_helpers import connect_ws
 
-TEST_IMAGE = "loop-test:latest"
+TEST_IMAGE = os.environ.get("LOOP_TEST_IMAGE", "loop-test:latest")
 STUB_CLAUDE = "/usr/local/bin/claude"
 
 

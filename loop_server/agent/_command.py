@@ -32,11 +32,13 @@ def claude_command(
     *,
     work_dir: str,
     channel_id: str,
-    prompt: str,
     session: SessionChoice,
     model: str = "",
     system_prompt: str = "",
 ) -> list[str]:
+    """Upstream's flags, without the prompt: the runner writes it to Claude's stdin, where no
+    length limit applies (one argument may hold at most 128 KiB on Linux, and a run's prompt
+    carries up to 50 messages) and no text can be taken for an option."""
     argv = [claude_bin, "--mcp-config", mcp_config_path(work_dir, channel_id)]
     if model:
         argv += ["--model", model]
@@ -53,7 +55,6 @@ def claude_command(
             argv.append("--fork-session")
     if system_prompt:
         argv += ["--append-system-prompt", system_prompt]
-    argv.append(prompt)
     return argv
 
 

@@ -27,6 +27,14 @@ from loop_server.agent._runner import (
     RunRequest,
     SessionNotFound,
 )
+from loop_server.agent._stream import (
+    ApiRetry,
+    AssistantTurn,
+    SessionStarted,
+    StreamEvent,
+    ToolResult,
+    ToolUse,
+)
 from loop_server.clock import Clock
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.messages import MessageService
@@ -197,12 +205,10 @@ class Orchestrator:
             session = choose_session(channel.session_id, parent_session)
             prompt = await self._chat_prompt(job.channel_id, job.message, session)
 
-        def on_turn(text: str) -> None:
-            self._streaming(job.channel_id, text)
-
+        on_event = _EventRelay(job.channel_id, self._broadcaster)
         try:
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, session), on_turn=on_turn
+                RunRequest(job.channel_id, work_dir, prompt, session), on_event=on_event
             )
         except SessionNotFound as err:
             # The stored session is gone for good; failing every later message of the channel
@@ -218,7 +224,7 @@ class Orchestrator:
             session = SessionChoice()
             prompt = await self._chat_prompt(job.channel_id, job.message, session)
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, session), on_turn=on_turn
+                RunRequest(job.channel_id, work_dir, prompt, session), on_event=on_event
             )
         if job.task is None and outcome.session_id:
             await self._store.channels.set_session_id(
@@ -254,6 +260,42 @@ class Orchestrator:
         if self._broadcaster is not None:
             self._broadcaster.broadcast_agent_status(channel_id, status, error)
 
-    def _streaming(self, channel_id: str, text: str) -> None:
-        if self._broadcaster is not None:
-            self._broadcaster.broadcast_message_streaming(channel_id, text)
+
+class _EventRelay:
+    """Turns one run's stream events into the live events UIs show (docs/events.md):
+    ``message.streaming`` for each assistant text turn, ``tool.use`` for each tool call, and
+    ``agent.activity`` for what the agent is waiting on (the model, or an API retry)."""
+
+    def __init__(self, channel_id: str, broadcaster: EventBroadcaster | None) -> None:
+        self._channel_id = channel_id
+        self._broadcaster = broadcaster
+        self._model = ""
+
+    def __call__(self, event: StreamEvent) -> None:
+        out = self._broadcaster
+        if out is None:
+            return
+        channel = self._channel_id
+        if isinstance(event, AssistantTurn):
+            out.broadcast_message_streaming(channel, event.text)
+        elif isinstance(event, ToolUse):
+            out.broadcast_tool_use(channel, event.name, event.summary, event.tool_use_id)
+        elif isinstance(event, SessionStarted):
+            self._model = event.model
+            out.broadcast_agent_activity(channel, "model", self._model)
+        elif isinstance(event, ToolResult):
+            # The tool's result goes back to the model: the agent waits on it again.
+            out.broadcast_agent_activity(channel, "model", self._model)
+        elif isinstance(event, ApiRetry):
+            out.broadcast_agent_activity(
+                channel, "api_retry", self._model, retry_description(event)
+            )
+
+
+def retry_description(retry: ApiRetry) -> str:
+    status = f"API error {retry.status}" if retry.status else "API connection error"
+    name = f" ({retry.error})" if retry.error else ""
+    return (
+        f"{status}{name}; retrying in {retry.delay_ms / 1000:.1f} s "
+        f"(attempt {retry.attempt} of {retry.max_retries})"
+    )

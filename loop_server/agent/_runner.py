@@ -17,8 +17,15 @@ import docker.errors
 import trio
 
 from loop_server.agent._command import SessionChoice, claude_command
-from loop_server.agent._stream import AssistantTurn, LineSplitter, RunResult, parse_line
-from loop_server.containers._channel import ContainerSettings, prepare_mounts
+from loop_server.agent._stream import ApiRetry, LineSplitter, RunResult, StreamEvent, parse_line
+from loop_server.agent_image import missing as missing_image
+from loop_server.agent_image._check import ImageChecker
+from loop_server.containers._channel import (
+    ContainerSettings,
+    issue_token,
+    prepare_mounts,
+    revoke_token,
+)
 from loop_server.containers._demux import STDOUT, StreamDemux
 from loop_server.containers._engine import DockerEngine, EngineError
 
@@ -40,6 +47,25 @@ class SessionNotFound(AgentError):
 # What Claude Code prints (to stderr, exiting 1) for ``--resume`` of an unknown session.
 SESSION_NOT_FOUND = "No conversation found with session ID"
 
+# API errors the CLI retries (10 times, for about three minutes) although no retry can help:
+# the key or token is refused. The run fails at the first one, with the API's reason, instead
+# of leaving the user waiting for a generic failure minutes later.
+HOPELESS_STATUSES = {401: "the API key or token was refused", 403: "access was denied"}
+
+OnEvent = Callable[[StreamEvent], None]
+
+
+def api_failure(retry: ApiRetry) -> str | None:
+    """The error text when ``retry`` cannot succeed, else None (worth waiting for)."""
+    why = HOPELESS_STATUSES.get(retry.status)
+    if why is None:
+        return None
+    name = f" {retry.error}" if retry.error else ""
+    return (
+        f"Claude API error {retry.status}{name}: {why} "
+        "(check anthropic_api_key / claude_code_oauth_token, or the container_env settings)"
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
@@ -53,6 +79,7 @@ class RunRequest:
 class RunOutcome:
     text: str
     session_id: str
+    result: RunResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +92,23 @@ class AgentSettings:
 
 class AgentRunner:
     def __init__(
-        self, engine: DockerEngine, containers: ContainerSettings, settings: AgentSettings
+        self,
+        engine: DockerEngine,
+        containers: ContainerSettings,
+        settings: AgentSettings,
+        *,
+        image: ImageChecker | None = None,
     ) -> None:
         self._engine = engine
         self._containers = containers
         self._settings = settings
+        self._image = image
 
-    async def run(self, request: RunRequest, on_turn: Callable[[str], None]) -> RunOutcome:
+    async def run(self, request: RunRequest, on_event: OnEvent) -> RunOutcome:
+        """Run Claude for ``request``; ``on_event`` sees every stream event as it arrives."""
+        if self._image is not None:
+            # Logs (once) when the image went missing or stale; a missing one fails below.
+            await self._image.refresh()
         try:
             await prepare_mounts(self._containers, request.channel_id, request.work_dir)
             client = await self._engine.client()
@@ -81,27 +118,42 @@ class AgentRunner:
             self._settings.claude_bin,
             work_dir=request.work_dir,
             channel_id=request.channel_id,
-            prompt=request.prompt,
             session=request.session,
             model=self._settings.model,
             system_prompt=self._settings.system_prompt,
         )
-        kwargs = self._containers.create_kwargs(request.channel_id, request.work_dir)
         try:
-            container = await self._engine.call(client.containers.create, command=argv, **kwargs)
-        except docker.errors.ImageNotFound as err:
-            raise AgentError(f"container image {self._containers.image} not found") from err
-        except (docker.errors.DockerException, EngineError) as err:
-            raise AgentError(f"creating agent container: {err}") from err
+            token = await issue_token(self._containers, request.channel_id)
+        except EngineError as err:
+            raise AgentError(str(err)) from err
+        # The token dies with the container (or with the attempt to make one).
         try:
-            return await self._follow(container, on_turn)
+            kwargs = self._containers.create_kwargs(
+                request.channel_id, request.work_dir, token=token
+            )
+            # The prompt goes to stdin: open, and closed once it is written (StdinOnce, which
+            # the SDK sets only for a container that is not detached; we attach ourselves).
+            kwargs.update(stdin_open=True, detach=False)
+            try:
+                container = await self._engine.call(
+                    client.containers.create, command=argv, **kwargs
+                )
+            except docker.errors.ImageNotFound as err:
+                raise AgentError(missing_image(self._containers.image).message) from err
+            except (docker.errors.DockerException, EngineError) as err:
+                raise AgentError(f"creating agent container: {err}") from err
+            try:
+                return await self._follow(container, request.prompt, on_event)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._remove(container)
         finally:
             with trio.CancelScope(shield=True):
-                await self._remove(container)
+                await revoke_token(self._containers, token.token_id if token else "")
 
-    async def _follow(self, container: Any, on_turn: Callable[[str], None]) -> RunOutcome:
+    async def _follow(self, container: Any, prompt: str, on_event: OnEvent) -> RunOutcome:
         container_id: str = container.id
-        params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
         try:
             stream = await self._engine.attach_stream(container_id, params)
         except (docker.errors.DockerException, EngineError) as err:
@@ -112,17 +164,19 @@ class AgentRunner:
 
         def handle(line: bytes) -> None:
             nonlocal result
-            event = parse_line(line)
-            if isinstance(event, AssistantTurn):
-                on_turn(event.text)
-            elif isinstance(event, RunResult):
-                result = event
+            for event in parse_line(line):
+                if isinstance(event, RunResult):
+                    result = event
+                elif isinstance(event, ApiRetry) and (failure := api_failure(event)):
+                    raise AgentError(failure)
+                on_event(event)
 
         async with stream:
             try:
                 await self._engine.call(container.start)
             except docker.errors.DockerException as err:
                 raise AgentError(f"starting agent container: {err}") from err
+            await _send_prompt(stream, prompt)
             with trio.move_on_after(self._settings.timeout) as timer:
                 while data := await stream.receive_some(65536):
                     for kind, payload in demux.feed(data):
@@ -140,16 +194,21 @@ class AgentRunner:
         except Exception as err:
             raise AgentError(f"waiting for agent container: {err}") from err
         exit_code = status.get("StatusCode", -1)
-        if result is not None and result.is_error:
-            raise AgentError(result.text or "agent reported an error")
         detail = _tail(stderr_tail)
+        if result is not None and result.is_error:
+            reason = result.error_text or "agent reported an error"
+            # Claude Code 2.1 reports an unknown --resume session as an error result (and on
+            # stderr, exit 1) without ever calling the model.
+            if result.num_turns == 0 and SESSION_NOT_FOUND in reason:
+                raise SessionNotFound(reason)
+            raise AgentError(reason)
         if exit_code != 0:
             if result is None and SESSION_NOT_FOUND in detail:
                 raise SessionNotFound(f"agent exited with code {exit_code}{detail}")
             raise AgentError(f"agent exited with code {exit_code}{detail}")
         if result is None:
             raise AgentError(f"agent finished without a result{detail}")
-        return RunOutcome(result.text, result.session_id)
+        return RunOutcome(result.text, result.session_id, result)
 
     async def _remove(self, container: Any) -> None:
         try:
@@ -158,6 +217,16 @@ class AgentRunner:
             pass
         except Exception as err:
             log.warning("removing agent container failed: %s", err)
+
+
+async def _send_prompt(stream: trio.SocketStream, prompt: str) -> None:
+    """Write the prompt to the container's stdin and close it (half-close: the output keeps
+    coming). A container that already exited leaves a broken pipe: its output says why."""
+    try:
+        await stream.send_all(prompt.encode("utf-8", errors="replace"))
+        await stream.send_eof()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
 
 
 def _tail(chunks: collections.deque[bytes]) -> str:

@@ -2,18 +2,27 @@
 
 The origin policy (which browsers may call us, and the CORS headers of every answer and
 ``OPTIONS`` preflight: ``loop_server.origin_policy``), Go ``ServeMux`` path cleaning (§1.4),
-the optional bearer token (A.2) and the request-body limit (A.2). It runs before routing, so it
-is pure ASGI rather than Quart hooks.
+who is calling (the owner's optional bearer token, A.2, or an agent's scoped token and then its
+channel scope, docs/mcp.md) and the request-body limit (A.2). It runs before routing, so it is
+pure ASGI rather than Quart hooks.
 """
 
 from __future__ import annotations
 
-import hmac
 import posixpath
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from loop_server.access import (
+    CALLER,
+    VIA_AGENT_SOCKET,
+    AgentTokens,
+    bearer_token,
+    identify,
+    token_matches,
+)
+from loop_server.api._scope import Request, ScopeGuard
 from loop_server.origin_policy import ANY_ORIGIN, OriginPolicy
 
 Scope = MutableMapping[str, Any]
@@ -57,21 +66,6 @@ def location(scope: Scope, cleaned: str) -> bytes:
     target = quote(cleaned, safe="/$&+,:;=@").encode("ascii")
     query: bytes = scope.get("query_string", b"")
     return target + b"?" + query if query else target
-
-
-def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            scheme, _, credential = value.partition(b" ")
-            if scheme.lower() == b"bearer":
-                return credential.strip()
-    return None
-
-
-def token_matches(expected: str, given: bytes | None) -> bool:
-    if given is None:
-        return False
-    return hmac.compare_digest(expected.encode("utf-8"), given)
 
 
 def token_given(
@@ -134,12 +128,21 @@ class _ClientGone(Exception):
 
 class Gateway:
     def __init__(
-        self, app: ASGIApp, *, token: str, max_body_bytes: int, policy: OriginPolicy
+        self,
+        app: ASGIApp,
+        *,
+        token: str,
+        max_body_bytes: int,
+        policy: OriginPolicy,
+        agents: AgentTokens | None = None,
+        guard: ScopeGuard | None = None,
     ) -> None:
         self._app = app
         self._token = token
         self._max_body_bytes = max_body_bytes
         self._policy = policy
+        self._agents = agents
+        self._guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -187,11 +190,27 @@ class Gateway:
                 send, 301, "Moved Permanently", [(b"location", location(scope, cleaned))], cors
             )
             return
-        if not is_open(path) and not authorized(
-            self._token, headers, scope.get("query_string", b""), allow_query=False
-        ):
-            await send_text(send, 401, "unauthorized", cors=cors)
-            return
+        if not is_open(path):
+            caller = identify(
+                self._token,
+                self._agents,
+                headers,
+                via_agent_socket=bool(scope.get(VIA_AGENT_SOCKET)),
+            )
+            if caller is None:
+                await send_text(send, 401, "unauthorized", cors=cors)
+                return
+            if caller.is_agent:
+                request = Request(scope["method"], path, scope.get("query_string", b""), body)
+                refusal = (
+                    "forbidden: no scope check configured"
+                    if self._guard is None
+                    else await self._guard.refusal(caller.channel_id, request)
+                )
+                if refusal is not None:
+                    await send_text(send, 403, refusal, cors=cors)
+                    return
+            scope[CALLER] = caller
 
         delivered = False
 

@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.exceptions import NotFound as RouteNotFound
 
+from loop_server.access import AgentTokens
 from loop_server.api import (
     channels,
     commands,
@@ -23,6 +24,7 @@ from loop_server.api import (
 )
 from loop_server.api._gateway import ASGIApp, Gateway
 from loop_server.api._responses import ApiError, text_response
+from loop_server.api._scope import ScopeGuard
 from loop_server.api.deps import ApiDeps
 from loop_server.origin_policy import OriginPolicy
 from loop_server.services.errors import Invalid, NotFound
@@ -76,9 +78,22 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
     return app
 
 
-def create_app(deps: ApiDeps, *, token: str, policy: OriginPolicy | None = None) -> ASGIApp:
-    """``policy`` None: the default rules (loopback bind, nothing else allowed)."""
+def create_app(
+    deps: ApiDeps,
+    *,
+    token: str,
+    policy: OriginPolicy | None = None,
+    agents: AgentTokens | None = None,
+) -> ASGIApp:
+    """``policy`` None: the default rules (loopback bind, nothing else allowed). ``agents``: the
+    scoped agent tokens the API accepts besides ``token`` (docs/mcp.md)."""
     app = cast(ASGIApp, create_quart_app(deps))
+    guard = ScopeGuard(deps.store, deps.scheduler, loop_dir=deps.loop_dir)
     return Gateway(
-        app, token=token, max_body_bytes=deps.max_body_bytes, policy=policy or OriginPolicy()
+        app,
+        token=token,
+        max_body_bytes=deps.max_body_bytes,
+        policy=policy or OriginPolicy(),
+        agents=agents,
+        guard=guard,
     )

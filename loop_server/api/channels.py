@@ -8,7 +8,9 @@ from typing import Any
 import trio
 from quart import Quart, Response, request
 
+from loop_server.access import CALLER
 from loop_server.api import _routes as routes
+from loop_server.api._family import visible_to
 from loop_server.api._responses import (
     ApiError,
     empty_response,
@@ -114,11 +116,14 @@ def register(app: Quart, deps: ApiDeps) -> None:
                 log.warning("failed to list running channels: no answer in %ss", LOOKUP_DEADLINE)
         active = deps.active_chats.active_chat_channel_ids() if deps.active_chats else set()
         query = request.args.get("query", "").lower()
+        # An agent sees its own channel and threads only (docs/mcp.md).
+        visible = await visible_to(request.scope.get(CALLER), deps.store)
         shown = [
             c
             for c in channels
             if (not query or query in c.name.lower())
             and (not deps.platform or c.platform == deps.platform)
+            and visible(c)
         ]
         dirs = [work_dir(deps, c) for c in shown]
         branches = await _branches(deps, dirs)

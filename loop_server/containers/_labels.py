@@ -7,6 +7,8 @@ CHANNEL_LABEL = "loop-channel"
 # are removed when their run ends): the ones a terminal may be opened in.
 ROLE_LABEL = "loop-role"
 SHELL_ROLE = "shell"
+# The id of the container's agent token (docs/mcp.md), revoked when the container is removed.
+TOKEN_LABEL = "loop-token"
 
 
 def channel_labels(channel_id: str) -> dict[str, str]:

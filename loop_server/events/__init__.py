@@ -4,11 +4,13 @@ The WebSocket endpoint that carries them is in ``loop_server.serving``.
 """
 
 from loop_server.events._envelope import (
+    AGENT_ACTIVITY,
     AGENT_STATUS,
     HELLO,
     MESSAGE_CREATED,
     MESSAGE_STREAMING,
     REPLAY_TRUNCATED,
+    TOOL_USE,
     encode_hello,
     encode_replay_truncated,
 )
@@ -26,6 +28,7 @@ from loop_server.events._hub import (
 from loop_server.events._subscription import Subscription
 
 __all__ = [
+    "AGENT_ACTIVITY",
     "AGENT_STATUS",
     "CLOSE_GOING_AWAY",
     "CLOSE_SLOW_CONSUMER",
@@ -37,6 +40,7 @@ __all__ = [
     "REPLAY_TRUNCATED",
     "SHUTDOWN_REASON",
     "SLOW_CONSUMER_REASON",
+    "TOOL_USE",
     "Event",
     "EventsHub",
     "HubStatistics",

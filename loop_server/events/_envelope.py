@@ -15,6 +15,8 @@ from loop_server.store.models import Message
 MESSAGE_CREATED = "message.created"
 MESSAGE_STREAMING = "message.streaming"
 AGENT_STATUS = "agent.status"
+TOOL_USE = "tool.use"
+AGENT_ACTIVITY = "agent.activity"
 
 HELLO = "hello"
 REPLAY_TRUNCATED = "replay.truncated"
@@ -70,3 +72,22 @@ def encode_replay_truncated(epoch: str, seq: int) -> bytes:
     """The hub cannot replay what the client asked for: it should reload over REST. ``epoch``
     and ``seq`` tell it where the live stream that follows starts."""
     return _encoder.encode({"type": REPLAY_TRUNCATED, "epoch": epoch, "seq": seq}).encode()
+
+
+def tool_use_data(tool_name: str, tool_input: str, tool_use_id: str = "") -> dict[str, object]:
+    """Upstream's ``{"tool_name", "input"}`` (the input as a short string), plus the block's
+    ``tool_use_id`` (omitted when empty) so a UI can tell two calls of one tool apart."""
+    data: dict[str, object] = {"tool_name": tool_name, "input": tool_input}
+    if tool_use_id:
+        data["tool_use_id"] = tool_use_id
+    return data
+
+
+def agent_activity_data(activity: str, model: str = "", description: str = "") -> dict[str, object]:
+    """``{"activity", "model"?, "description"?}``; the optional keys are omitted when empty."""
+    data: dict[str, object] = {"activity": activity}
+    if model:
+        data["model"] = model
+    if description:
+        data["description"] = description
+    return data

@@ -18,13 +18,17 @@ from dataclasses import dataclass
 import trio
 
 from loop_server.events._envelope import (
+    AGENT_ACTIVITY,
     AGENT_STATUS,
     MESSAGE_CREATED,
     MESSAGE_STREAMING,
+    TOOL_USE,
+    agent_activity_data,
     agent_status_data,
     encode_envelope,
     message_created_data,
     message_streaming_data,
+    tool_use_data,
 )
 from loop_server.events._event import Event
 from loop_server.events._subscription import Subscription
@@ -296,6 +300,18 @@ class EventsHub:
 
     def broadcast_agent_status(self, channel_id: str, status: str, error: str = "") -> None:
         self.broadcast(AGENT_STATUS, channel_id, agent_status_data(status, error))
+
+    def broadcast_tool_use(
+        self, channel_id: str, tool_name: str, tool_input: str, tool_use_id: str = ""
+    ) -> None:
+        self.broadcast(TOOL_USE, channel_id, tool_use_data(tool_name, tool_input, tool_use_id))
+
+    def broadcast_agent_activity(
+        self, channel_id: str, activity: str, model: str = "", description: str = ""
+    ) -> None:
+        self.broadcast(
+            AGENT_ACTIVITY, channel_id, agent_activity_data(activity, model, description)
+        )
 
     # -- introspection ---------------------------------------------------------------------
 

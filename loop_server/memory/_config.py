@@ -20,6 +20,7 @@ no service is contacted.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,9 @@ class MemoryConfig:
     # Larger .md files are skipped with a warning rather than read into memory whole.
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     embeddings: EmbeddingsConfig | None = field(default=None)
+    # Dirs outside a project that the project's own .loop/config.json may name in its
+    # memory.paths (absolute; the project dir itself is always allowed).
+    project_allowlist: tuple[str, ...] = ()
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> MemoryConfig:
@@ -79,6 +83,7 @@ class MemoryConfig:
             ),
             max_file_bytes=_int(section, "max_file_bytes", DEFAULT_MAX_FILE_BYTES),
             embeddings=_embeddings(section.get("embeddings")),
+            project_allowlist=_allowlist(section.get("project_allowlist")),
         )
 
 
@@ -118,6 +123,21 @@ def _paths(value: Any) -> tuple[str, ...]:
         if "\x00" in item:
             raise MemoryConfigError(f"memory.paths entry {item!r} contains a NUL byte")
     return tuple(value)
+
+
+def _allowlist(value: Any) -> tuple[str, ...]:
+    key = "memory.project_allowlist"
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise MemoryConfigError(f"{key} must be a list of strings")
+    dirs = []
+    for item in value:
+        expanded = os.path.expanduser(item)
+        if "\x00" in item or not os.path.isabs(expanded):
+            raise MemoryConfigError(f"{key} entry {item!r} must be an absolute path")
+        dirs.append(os.path.normpath(expanded))
+    return tuple(dirs)
 
 
 def _string(section: Mapping[str, Any], key: str, default: str) -> str:

@@ -33,7 +33,7 @@ from loop_server.memory._files import (
     read_regular_file,
     resolve_exclusions,
 )
-from loop_server.memory._paths import GLOBAL_SCOPE, MemoryPlan, MemoryRoot
+from loop_server.memory._paths import GLOBAL_SCOPE, MemoryPlan, MemoryRoot, within
 from loop_server.memory._rows import (
     NewChunk,
     NewFile,
@@ -149,6 +149,16 @@ class MemoryIndex:
             except OSError as err:  # upstream: a failing path is logged and skipped
                 log.warning("memory: skipping %s: %s", root.path, err.strerror or err)
                 stats.failed_roots.append(root.path)
+                continue
+            # Checked on what was walked: the plan checked the path too, but a symlink in it
+            # may have been changed since.
+            if root.confined_to and not within(listing.resolved, root.confined_to):
+                log.warning(
+                    "memory: ignoring project memory path %s: it resolves to %s, outside the "
+                    "project dir and memory.project_allowlist",
+                    root.path,
+                    listing.resolved,
+                )
                 continue
             listings.append((root, listing))
         total = sum(len(listing.files) for _, listing in listings)

@@ -11,6 +11,14 @@ Sources, in order (the first mention of a path wins when de-duplicating):
 An entry starting with ``!`` excludes a path. Relative entries resolve against the project dir
 and are project scope (rows carry the project dir as ``dir_path``); absolute entries (``~``
 expanded) are global scope (``dir_path = ''``), shared by every project's searches.
+
+The project's own config is written by whoever works in the project, agents included, so its
+paths are confined (upstream takes them as they are): each must lie, after symlink resolution,
+inside the project dir or inside a dir of the server config's ``memory.project_allowlist``.
+Anything else is ignored with a warning; otherwise an agent could have any host dir indexed into
+the global scope and read it back through ``search_memory``. The roots carry that confinement,
+and the indexer checks it again on the root it actually walks (a symlink can change between
+the plan and the walk).
 """
 
 from __future__ import annotations
@@ -37,6 +45,37 @@ _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 class MemoryRoot:
     path: str  # absolute and normalised; symlinks are resolved when it is walked
     scope: str  # the dir_path its rows carry: the project dir, or GLOBAL_SCOPE
+    # Resolved dirs the root must resolve into when walked (empty: anywhere). Set on the
+    # entries of a project's own config.
+    confined_to: tuple[str, ...] = ()
+
+
+def within(path: str, dirs: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``dirs`` or below one (separator-safe: ``/a/bc`` is not
+    below ``/a/b``)."""
+    return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
+
+
+def confinement(project_dir: str, allowlist: Iterable[str]) -> tuple[str, ...]:
+    """The resolved dirs a project's own memory paths may point into."""
+    return tuple(dict.fromkeys(os.path.realpath(d) for d in (project_dir, *allowlist)))
+
+
+def confined_root(root: MemoryRoot) -> bool:
+    """Whether ``root`` resolves inside its confinement; logs a warning when it does not.
+    Blocking (resolves symlinks): call it in a thread."""
+    if not root.confined_to:
+        return True
+    resolved = os.path.realpath(root.path)
+    if within(resolved, root.confined_to):
+        return True
+    log.warning(
+        "memory: ignoring project memory path %s: it resolves to %s, outside the project dir "
+        "and memory.project_allowlist",
+        root.path,
+        resolved,
+    )
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,21 +150,28 @@ def memory_plan(
     home: Path,
     *,
     claude_dir: Path | None = None,
+    project_allowlist: Sequence[str] = (),
 ) -> MemoryPlan:
     """Every root to index for ``project_dir`` (already checked by ``check_project_dir``).
-    ``claude_dir``: the Claude state dir of the server's containers, if any."""
+    ``claude_dir``: the Claude state dir of the server's containers, if any.
+    ``project_allowlist``: dirs outside the project its own config may name."""
     roots: list[MemoryRoot] = [MemoryRoot(auto_memory_dir(project_dir, home), project_dir)]
     if claude_dir is not None:
         roots.append(
             MemoryRoot(auto_memory_dir(project_dir, home, claude_dir=claude_dir), project_dir)
         )
     exclusions: list[str] = []
-    for entry in _entries(global_paths, project_config_paths(project_dir)):
-        if entry.startswith("!"):
-            exclusions.append(_absolute(entry[1:], project_dir, home)[0])
-            continue
-        path, is_absolute = _absolute(entry, project_dir, home)
-        roots.append(MemoryRoot(path, GLOBAL_SCOPE if is_absolute else project_dir))
+    confined = confinement(project_dir, project_allowlist)
+    sources = ((global_paths, ()), (project_config_paths(project_dir), confined))
+    for source, confined_to in sources:
+        for entry in _entries(source):
+            if entry.startswith("!"):  # an exclusion only narrows: never confined
+                exclusions.append(_absolute(entry[1:], project_dir, home)[0])
+                continue
+            path, is_absolute = _absolute(entry, project_dir, home)
+            root = MemoryRoot(path, GLOBAL_SCOPE if is_absolute else project_dir, confined_to)
+            if confined_root(root):
+                roots.append(root)
     seen: set[str] = set()
     unique = []
     for root in roots:

@@ -57,6 +57,7 @@ class MultiPathIndexer:
                 self._config.paths,
                 self._home,
                 claude_dir=self._claude_dir,
+                project_allowlist=self._config.project_allowlist,
             )
         )
 

@@ -9,5 +9,14 @@ docs/terminal.md for why these sockets bypass ASGI.
 from loop_server.serving._events_endpoint import Authorize, EventsEndpoint
 from loop_server.serving._serve import serve
 from loop_server.serving._terminal_endpoint import TerminalEndpoint
+from loop_server.serving._unix import SocketPathError, bind_unix_socket, remove_socket_file
 
-__all__ = ["Authorize", "EventsEndpoint", "TerminalEndpoint", "serve"]
+__all__ = [
+    "Authorize",
+    "EventsEndpoint",
+    "SocketPathError",
+    "TerminalEndpoint",
+    "bind_unix_socket",
+    "remove_socket_file",
+    "serve",
+]

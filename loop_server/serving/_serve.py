@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -28,6 +28,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from loop_server.origin_policy import OriginPolicy
+from loop_server.serving._agent_socket import AgentSocketApp
 from loop_server.serving._asgi_fallback import EventsFallback
 from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
 from loop_server.serving._prefixed_stream import PrefixedStream
@@ -59,11 +60,14 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]],
     write_timeout: float | None = None,
     policy: OriginPolicy | None = None,
+    agent_sockets: Sequence[socket.socket] = (),
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``asgi_app`` with hypercorn, and ``events.path`` (and ``terminal.path`` when
     given) on the socket directly, on ``sockets`` (bound TCP sockets, plain HTTP; this
-    function owns and closes them) until ``shutdown_trigger`` returns.
+    function owns and closes them) until ``shutdown_trigger`` returns. ``agent_sockets``
+    (bound unix sockets, owned likewise) serve ``asgi_app`` alone, marked as the agent socket's
+    (``AgentSocketApp``).
 
     ``task_status.started()`` reports the bound addresses once listening. On shutdown: stop
     accepting, close event and terminal sockets with 1001, let hypercorn finish requests in
@@ -82,6 +86,7 @@ async def serve(
     inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal, policy)
     fallback: Any = EventsFallback(inner, events, policy)
     app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
+    agent_app = wrap_app(AgentSocketApp(asgi_app), hyper_config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, hyper_config, lifespan_state)
     context = WorkerContext(hyper_config.max_requests)
@@ -93,23 +98,29 @@ async def serve(
 
         async with trio.open_nursery() as server_nursery:
             listeners: list[trio.SocketListener] = []
+            agent_listeners: list[trio.SocketListener] = []
             binds: list[str] = []
-            for sock in sockets:
+            for sock in [*sockets, *agent_sockets]:
                 sock.listen(hyper_config.backlog)
-                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                (listeners if sock in sockets else agent_listeners).append(listener)
                 bind = repr_socket_addr(sock.family, sock.getsockname())
                 binds.append(f"http://{bind}")
                 await hyper_config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
-            router = _Router(
-                app,
-                hyper_config,
-                context,
-                ConnectionState(lifespan_state.copy()),
-                events,
-                terminal,
-                writes,
-                policy,
-            )
+            routers = [
+                _Router(
+                    served,
+                    hyper_config,
+                    context,
+                    ConnectionState(lifespan_state.copy()),
+                    events,
+                    terminal,
+                    writes,
+                    policy,
+                    agent_socket=agent,
+                )
+                for served, agent in ((app, False), (agent_app, True))
+            ]
             task_status.started(binds)
             try:
                 async with trio.open_nursery() as accept_nursery:
@@ -121,14 +132,18 @@ async def serve(
 
                     accept_nursery.start_soon(stop_after, shutdown_trigger)
                     accept_nursery.start_soon(stop_after, context.terminate.wait)
-                    accept_nursery.start_soon(
-                        partial(trio.serve_listeners, handler_nursery=server_nursery),
-                        router.handle,
-                        listeners,
-                    )
+                    for router, served_by in zip(
+                        routers, (listeners, agent_listeners), strict=True
+                    ):
+                        if served_by:
+                            accept_nursery.start_soon(
+                                partial(trio.serve_listeners, handler_nursery=server_nursery),
+                                router.handle,
+                                served_by,
+                            )
             finally:
                 with trio.CancelScope(shield=True):
-                    for listener in listeners:
+                    for listener in [*listeners, *agent_listeners]:
                         await listener.aclose()
                     # hypercorn's idle connections close on this; requests in flight finish.
                     await context.terminated.set()
@@ -159,9 +174,12 @@ class _Router:
         terminal: TerminalEndpoint | None,
         writes: WriteGuard,
         policy: OriginPolicy,
+        *,
+        agent_socket: bool = False,
     ) -> None:
         self._app = app
         self._policy = policy
+        self._agent_socket = agent_socket
         self._writes = writes
         self._config = config
         self._context = context
@@ -174,6 +192,10 @@ class _Router:
             self._paths.append(terminal.path.encode())
 
     async def handle(self, stream: trio.SocketStream) -> None:
+        if self._agent_socket:
+            # No fast paths: the agent socket serves the REST API only.
+            await self._serve_http(stream, b"")
+            return
         events = self._events
         buffer = bytearray()
         verdict = Sniff.NEED_MORE
@@ -200,15 +222,18 @@ class _Router:
                     return
                 buffer += data
         if verdict is Sniff.OTHER:
-            # TCPServer is annotated for SSL streams but handles plain ones (see PrefixedStream).
-            prefixed: Any = PrefixedStream(stream, bytes(buffer), self._writes)
-            server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
-            await server.run()
+            await self._serve_http(stream, bytes(buffer))
         elif end >= 0:
             await self._serve_on_socket(stream, which, bytes(buffer[:end]), bytes(buffer[end:]))
         else:
             # Nothing decisive within the head timeout.
             await trio.aclose_forcefully(stream)
+
+    async def _serve_http(self, stream: trio.SocketStream, head: bytes) -> None:
+        # TCPServer is annotated for SSL streams but handles plain ones (see PrefixedStream).
+        prefixed: Any = PrefixedStream(stream, head, self._writes)
+        server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
+        await server.run()
 
     async def _serve_on_socket(
         self, stream: trio.SocketStream, which: int, raw: bytes, leftover: bytes

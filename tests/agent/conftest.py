@@ -54,6 +54,18 @@ class Recorder:
     def broadcast_agent_status(self, channel_id: str, status: str, error: str = "") -> None:
         self._add("agent.status", channel_id, {"status": status, "error": error})
 
+    def broadcast_tool_use(
+        self, channel_id: str, tool_name: str, tool_input: str, tool_use_id: str = ""
+    ) -> None:
+        data = {"tool_name": tool_name, "input": tool_input, "tool_use_id": tool_use_id}
+        self._add("tool.use", channel_id, data)
+
+    def broadcast_agent_activity(
+        self, channel_id: str, activity: str, model: str = "", description: str = ""
+    ) -> None:
+        data = {"activity": activity, "model": model, "description": description}
+        self._add("agent.activity", channel_id, data)
+
     def of(self, channel_id: str) -> list[tuple[str, dict[str, Any]]]:
         return [(k, d) for k, c, d in self.events if c == channel_id]
 

@@ -28,15 +28,17 @@ async def test_message_runs_agent_and_streams_back(
     assert kinds == [
         "message.created",
         "status:running",
+        "agent.activity",  # the init line: the model is asked
         "message.streaming",
         "message.streaming",
         "message.created",
         "status:completed",
     ]
     assert events[0][1] == {"content": "STUB:TURNS=2 fix it", "is_bot": False}
+    assert events[2][1] == {"activity": "model", "model": "claude-stub", "description": ""}
     # Without a session the prompt is the recent history, one "<role>: <content>" line each.
     answer = "Done: user: STUB:TURNS=2 fix it\n"
-    assert events[4][1] == {"content": answer, "is_bot": True}
+    assert events[5][1] == {"content": answer, "is_bot": True}
     history = await agents.history(channel)
     assert [(m.author_id, m.content, m.is_bot) for m in history] == [
         ("alice", "STUB:TURNS=2 fix it", False),
@@ -168,7 +170,10 @@ async def test_missing_image(nursery: trio.Nursery, agents_factory) -> None:  # 
     await agents.orchestrator.handle_incoming_message(channel, "u", "hello")
     await agents.recorder.wait_for(channel, "error")
     [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
-    assert status["error"] == "container image loop-missing:none not found"
+    assert status["error"] == (
+        "agent image loop-missing:none not found; build it with: "
+        "loop-server image build --image loop-missing:none"
+    )
     assert (await agents.history(channel))[0].content == "hello"
 
 

@@ -23,6 +23,9 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
+from loop_server.runtime import ServerHandle
+from tests.bridge.conftest import agent_token, bridge, ok
+from tests.conftest import create_channel
 from tests.events.events_helpers import connect_ws
 from tests.hardening._process import serve_args, serve_process, unreachable_docker
 
@@ -128,3 +131,23 @@ async def test_serves_readme_events_and_stops_on_sigterm(binary: Path, tmp_path:
             assert await server.wait() == 0, server.log_text()
     assert (data_dir / "loop.db").is_file()
     assert "Traceback" not in server.log_text()
+
+
+async def test_the_binary_runs_the_mcp_bridge(
+    binary: Path, server: ServerHandle, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # `loop-server mcp` from the bundle (the SDK and httpx inside it), over the agent socket.
+    channel_id = await create_channel(client, "binary")
+    token = agent_token(server, channel_id)
+    async with bridge(
+        channel_id,
+        "--socket",
+        str(server.config.socket_path),
+        "--token-file",
+        token.path,
+        log_dir=tmp_path,
+        env=bare_env(tmp_path),
+        command=str(binary),
+    ) as session:
+        assert len((await session.list_tools()).tools) == 14
+        assert await ok(session, "list_tasks") == "No scheduled tasks."

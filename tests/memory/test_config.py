@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -68,6 +69,9 @@ def test_provider_none_is_lexical() -> None:
         ({"max_chunk_chars": True}, "memory.max_chunk_chars must be an integer"),
         ({"max_chunk_chars": 1.5}, "memory.max_chunk_chars must be an integer"),
         ({"reindex_interval_sec": "5m"}, "memory.reindex_interval_sec must be a number"),
+        ({"project_allowlist": "/srv"}, "memory.project_allowlist must be a list of strings"),
+        ({"project_allowlist": ["notes"]}, "must be an absolute path"),
+        ({"project_allowlist": ["/a\x00b"]}, "must be an absolute path"),
         ({"enabled": "no"}, "memory.enabled must be true or false"),
         ({"embeddings": []}, "memory.embeddings must be an object"),
         ({"embeddings": {"provider": "openai"}}, '"openai" is not supported'),
@@ -84,3 +88,8 @@ def test_provider_none_is_lexical() -> None:
 def test_invalid_values_name_the_key(section: Any, message: str) -> None:
     with pytest.raises(MemoryConfigError, match=message.replace("(", r"\(")):
         MemoryConfig.from_extra({"memory": section})
+
+
+def test_project_allowlist_is_normalised() -> None:
+    config = MemoryConfig.from_extra({"memory": {"project_allowlist": ["/srv/notes/", "~/x"]}})
+    assert config.project_allowlist == ("/srv/notes", os.path.expanduser("~/x"))

@@ -209,7 +209,8 @@ async def test_symlinked_root_stores_resolved_paths(
     write(real / "a.md", "alpha")
     (project / "notes").symlink_to(real)
     set_project_paths(project, ["notes"])
-    indexer = await make_indexer(db, home)
+    # Outside the project: a project's own config may point there only through the allowlist.
+    indexer = await make_indexer(db, home, project_allowlist=(str(real),))
     assert await indexer.index(str(project)) == 1
     assert await stored_files(db) == {str(real / "a.md"): str(project)}
     assert await indexer.index(str(project)) == 0
@@ -306,3 +307,22 @@ async def test_progress_reports_done_and_total(db: Database, home: Path, project
     assert seen[0] == (0, 600)
     assert seen[-1] == (600, 600)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+async def test_a_confined_root_swapped_to_outside_after_the_plan_is_not_indexed(
+    db: Database, home: Path, project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    secret = write(tmp_path / "host" / "secret.md", "host secret")
+    write(project / "notes" / "mine.md", "mine")
+    set_project_paths(project, ["notes"])
+    indexer = await make_indexer(db, home)
+    plan = await indexer.plan(str(project))
+    # Between the plan and the walk, the agent replaces its notes dir with a link out.
+    (project / "notes" / "mine.md").unlink()
+    (project / "notes").rmdir()
+    (project / "notes").symlink_to(secret.parent)
+    stats = await indexer._index.index_plan(plan)
+    assert stats.indexed == 0
+    assert str(secret) not in await stored_files(db)
+    assert any("outside the project dir" in r.getMessage() for r in caplog.records)

@@ -78,7 +78,7 @@ def test_scopes(home: Path, project: Path, tmp_path: Path) -> None:
 
 def test_project_config_adds_paths_after_global_ones(home: Path, project: Path) -> None:
     set_project_paths(project, ["notes", "!notes/private", "/abs/team"])
-    plan = memory_plan(str(project), ["docs"], home)
+    plan = memory_plan(str(project), ["docs"], home, project_allowlist=["/abs"])
     assert [root.path for root in plan.roots[1:]] == [
         str(project / "docs"),
         str(project / "notes"),
@@ -131,3 +131,38 @@ def test_project_dir_must_be_absolute_and_nul_free(path: str, message: str) -> N
 def test_project_dir_is_normalised() -> None:
     assert check_project_dir("/work/proj/") == "/work/proj"
     assert check_project_dir("/work/./proj") == "/work/proj"
+
+
+def test_project_config_paths_outside_the_project_are_ignored_with_a_warning(
+    home: Path, project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    outside = tmp_path / "host-secrets"
+    outside.mkdir()
+    (project / "escape").symlink_to(outside)
+    set_project_paths(
+        project, [str(outside), "../host-secrets", "escape", "~/notes", "docs", "!/etc"]
+    )
+    plan = memory_plan(str(project), [], home)
+    assert [root.path for root in plan.roots[1:]] == [str(project / "docs")]
+    assert plan.exclusions == ("/etc",)  # an exclusion only narrows what is indexed
+    ignored = [r.getMessage() for r in caplog.records if "outside the project" in r.getMessage()]
+    assert len(ignored) == 4
+    assert any(str(outside) in message for message in ignored)
+
+
+def test_project_allowlist_admits_dirs_outside_the_project(
+    home: Path, project: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    (shared / "team").mkdir(parents=True)
+    set_project_paths(project, [str(shared / "team"), str(tmp_path / "sharedx")])
+    plan = memory_plan(str(project), [], home, project_allowlist=[str(shared)])
+    # Separator-safe: "sharedx" is not inside "shared".
+    assert [root.path for root in plan.roots[1:]] == [str(shared / "team")]
+    assert plan.roots[1].scope == GLOBAL_SCOPE
+
+
+def test_global_config_paths_are_not_confined(home: Path, project: Path, tmp_path: Path) -> None:
+    plan = memory_plan(str(project), [str(tmp_path / "anywhere")], home)
+    assert plan.roots[1] == MemoryRoot(str(tmp_path / "anywhere"), GLOBAL_SCOPE)
