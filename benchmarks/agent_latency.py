@@ -30,18 +30,17 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loop_server.runtime import ServerHandle, run_server  # noqa: E402
-from tests.agent_real.conftest import (  # noqa: E402
-    AGENT_IMAGE,
+from loop_server.runtime import ServerHandle, run_server
+from tests.agent_real.conftest import (
     HOLDER_IMAGE,
     FakeApi,
     Holder,
     listen_in_netns,
     real_config,
 )
-from tests.conftest import make_config  # noqa: E402
-from tests.events.events_helpers import connect_ws  # noqa: E402
-from tests.fakes.anthropic_api import FakeAnthropic, Reply  # noqa: E402
+from tests.conftest import make_config
+from tests.events.events_helpers import connect_ws
+from tests.fakes.anthropic_api import FakeAnthropic, Reply
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,7 +73,10 @@ async def one_run(handle: ServerHandle, channel: str, ws: Any) -> tuple[float, f
 async def main(runs: int) -> None:
     client = docker.from_env()
     holder_container = client.containers.run(
-        HOLDER_IMAGE, ["sleep", "86400"], detach=True, network_mode="none",
+        HOLDER_IMAGE,
+        ["sleep", "86400"],
+        detach=True,
+        network_mode="none",
         labels={"loop-test": "1", "loop-test.run": "agent-latency"},
     )
     try:
@@ -117,10 +119,11 @@ async def measure(runs: int, fake: FakeAnthropic, sock: Any, configs: dict[str, 
                 figures[name][0].append(running)
                 figures[name][1].append(first)
         report(figures, runs)
-        for handle in handles.values():
-            handle.shutdown()
         for _, stop in sockets.values():
             stop()
+        for handle in handles.values():
+            handle.shutdown()
+        nursery.cancel_scope.cancel()  # the fake API serves until cancelled
 
 
 async def _ws(handle: ServerHandle, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -141,7 +144,7 @@ def report(figures: dict[str, tuple[list[float], list[float]]], runs: int) -> No
         print(f"| {name} | " + " | ".join(f"{v * 1000:.0f}" for v in row) + " |")
     (real_first, stub_first) = (figures["real CLI"][1], figures["stub"][1])
     ratio = statistics.median(real_first) / statistics.median(stub_first)
-    print(f"first turn, real CLI / stub (p50): {ratio:.2f}")
+    print(f"first turn, real CLI / stub (p50): {ratio:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -309,3 +309,30 @@ async def test_container_timeout_ends_the_run(
         assert of_type(seen, "agent.status")[-1]["error"] == "agent timed out after 3s"
     finally:
         handle.shutdown()
+
+
+async def test_configured_model_reaches_the_api(
+    tmp_path: Path, holder: Any, fake_api: FakeApi, nursery: trio.Nursery
+) -> None:
+    from functools import partial
+
+    from loop_server.runtime import run_server
+    from tests.agent_real.conftest import real_config
+    from tests.events.events_helpers import connect_ws
+
+    config = real_config(tmp_path, holder, fake_api, claude_model="claude-sonnet-4-5")
+    handle: ServerHandle = await nursery.start(partial(run_server, config))
+    fake_api.fake.add(Reply(text="from the configured model"))
+    try:
+        async with (
+            httpx.AsyncClient(base_url=handle.url, timeout=10) as http,
+            connect_ws(handle.port, "/api/ws") as ws,
+        ):
+            channel = await create_channel(http, "model")
+            await post(http, channel, "which model?")
+            seen = await events_until(ws, channel, "completed")
+        assert bot_replies(seen) == ["from the configured model"]
+        assert fake_api.fake.main_requests[-1].body["model"] == "claude-sonnet-4-5"
+        assert of_type(seen, "agent.activity")[0]["model"] == "claude-sonnet-4-5"
+    finally:
+        handle.shutdown()
