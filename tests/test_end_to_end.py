@@ -36,10 +36,11 @@ async def test_message_to_reply_over_the_wire(
     assert [k for k in kinds if k[0] != "message.streaming"] == [
         ("message.created", None),
         ("agent.status", "running"),
+        ("agent.activity", None),  # the model is asked
         ("message.created", None),
         ("agent.status", "completed"),
     ]
-    assert kinds[2][0] == "message.streaming"  # streaming comes between running and the reply
+    assert kinds[3][0] == "message.streaming"  # streaming comes between running and the reply
     user, bot = seen[0], seen[-2]
     assert user["data"]["is_bot"] is False
     assert user["data"]["author_id"] == "local-user"

@@ -231,7 +231,8 @@ class ChannelContainers:
 
     async def container_remove(self, container_id: str) -> None:
         """Remove a container loop-server created (``NotOurContainer`` for any other: a
-        terminal's ``stop`` must never take a user's own container with it); its agent token dies with it."""
+        terminal's ``stop`` must never take a user's own container with it). Its agent token
+        dies with it."""
         try:
             container = await our_container(self._engine, container_id)
             await self._engine.call(container.remove, force=True)

@@ -18,6 +18,7 @@ import pytest
 import trio
 from trio_websocket import WebSocketConnection
 
+from loop_server.agent_image import CLAUDE_CODE_VERSION
 from loop_server.runtime import ServerHandle
 from tests.agent_real.conftest import FAKE_KEY, FakeApi
 from tests.conftest import create_channel, events_until
@@ -50,8 +51,12 @@ def last_user_text(api: FakeApi) -> str:
 
 
 async def test_plain_answer_streams_once_and_is_posted(
-    client: httpx.AsyncClient, events: WebSocketConnection, fake_api: FakeApi
+    client: httpx.AsyncClient,
+    events: WebSocketConnection,
+    fake_api: FakeApi,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("DEBUG")
     fake_api.fake.add(Reply(text="Hello from the model"))
     channel = await create_channel(client, "plain")
     await post(client, channel, "say hello")
@@ -68,6 +73,18 @@ async def test_plain_answer_streams_once_and_is_posted(
     assert request.headers["x-api-key"] == FAKE_KEY
     assert request.body["stream"] is True
     assert "user: say hello" in last_user_text(fake_api)
+    assert FAKE_KEY not in caplog.text  # the key reached the container, never the log
+
+
+async def test_health_shows_the_agent_image(client: httpx.AsyncClient) -> None:
+    with trio.fail_after(30):
+        while True:
+            details = (await client.get("/api/health")).json()["agent_image"]
+            if details["state"] != "unknown":
+                break
+            await trio.sleep(0.05)  # the start-up check runs in the background
+    assert details["state"] == "ok", details
+    assert details["claude_code_version"] == CLAUDE_CODE_VERSION
 
 
 async def test_bash_tool_call_between_turns(
@@ -290,5 +307,32 @@ async def test_container_timeout_ends_the_run(
             await post(http, channel, "never answered")
             seen = await events_until(ws, channel, "error")
         assert of_type(seen, "agent.status")[-1]["error"] == "agent timed out after 3s"
+    finally:
+        handle.shutdown()
+
+
+async def test_configured_model_reaches_the_api(
+    tmp_path: Path, holder: Any, fake_api: FakeApi, nursery: trio.Nursery
+) -> None:
+    from functools import partial
+
+    from loop_server.runtime import run_server
+    from tests.agent_real.conftest import real_config
+    from tests.events.events_helpers import connect_ws
+
+    config = real_config(tmp_path, holder, fake_api, claude_model="claude-sonnet-4-5")
+    handle: ServerHandle = await nursery.start(partial(run_server, config))
+    fake_api.fake.add(Reply(text="from the configured model"))
+    try:
+        async with (
+            httpx.AsyncClient(base_url=handle.url, timeout=10) as http,
+            connect_ws(handle.port, "/api/ws") as ws,
+        ):
+            channel = await create_channel(http, "model")
+            await post(http, channel, "which model?")
+            seen = await events_until(ws, channel, "completed")
+        assert bot_replies(seen) == ["from the configured model"]
+        assert fake_api.fake.main_requests[-1].body["model"] == "claude-sonnet-4-5"
+        assert of_type(seen, "agent.activity")[0]["model"] == "claude-sonnet-4-5"
     finally:
         handle.shutdown()

@@ -174,8 +174,13 @@ def test_stub_cannot_resume_a_session_it_does_not_have(
         for fork in ((), ("--fork-session",)):
             run = docker_containers.stub(*stub_args("again", "--resume", session, *fork))
             assert run.exit_code == 1
-            assert run.stdout == ""
-            assert run.stderr == f"No conversation found with session ID: {session}\n"
+            # Claude Code 2.1's answer: an error result without any turn, and the same text
+            # on stderr (without a newline).
+            [result] = events(run)
+            assert (result["type"], result["subtype"]) == ("result", "error_during_execution")
+            assert result["is_error"] is True and result["num_turns"] == 0
+            assert result["errors"] == [f"No conversation found with session ID: {session}"]
+            assert run.stderr == f"No conversation found with session ID: {session}"
 
 
 def test_stub_echo_args_shows_the_full_command_line(
