@@ -11,7 +11,7 @@ terminal session. Rules as in tests/conftest.py: loopback only, every wait under
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,12 @@ from loop_server.origin_policy import (
     normalize_host,
     normalize_origin,
 )
-from loop_server.runtime import ServerHandle, origin_policy, run_server
+from loop_server.runtime import ServerHandle, origin_policy
 from loop_server.serving import EventsEndpoint, serve
 from tests.api._raw import raw_request
 from tests.conftest import create_channel, make_config
 from tests.events.events_helpers import allow_all, make_app
+from tests.hardening._servers import StartServer
 from tests.hardening._websocket import open_upgrade
 from tests.terminal.terminal_helpers import hypercorn_config
 
@@ -40,24 +41,6 @@ EVIL = "http://evil.example"
 DEADLINE = 20
 WS_PATHS = ("/api/ws", "/api/ws/terminal")
 PATHS = ["fast-path", "keep-alive"]
-
-StartServer = Callable[..., Any]
-
-
-@pytest.fixture
-def start_server(nursery: trio.Nursery, tmp_path: Path) -> Iterator[StartServer]:
-    handles: list[ServerHandle] = []
-
-    async def start(**overrides: Any) -> ServerHandle:
-        config = make_config(tmp_path / f"server{len(handles)}", **overrides)
-        with trio.fail_after(DEADLINE):
-            handle: ServerHandle = await nursery.start(partial(run_server, config))
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.shutdown()
 
 
 @pytest.fixture

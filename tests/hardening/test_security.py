@@ -17,11 +17,8 @@ import hmac
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -30,11 +27,11 @@ import trio
 from loop_server.api import _gateway
 from loop_server.api.app import create_quart_app
 from loop_server.config import ConfigError, load_config
-from loop_server.runtime import ServerHandle, run_server
+from loop_server.runtime import ServerHandle
 from tests.api._raw import raw_request
-from tests.conftest import make_config
 from tests.events.events_helpers import RawClient, client_frame
 from tests.hardening._process import CLI, server_env
+from tests.hardening._servers import StartServer
 from tests.hardening._websocket import close_code_after, open_upgrade
 
 TOKEN = "s3cret-token"
@@ -47,26 +44,6 @@ OP_TEXT, OP_BINARY, OP_CONTINUATION = 0x1, 0x2, 0x0
 
 
 # -- the server and its routes ---------------------------------------------------------------
-
-
-StartServer = Callable[..., Any]
-
-
-@pytest.fixture
-def start_server(nursery: trio.Nursery, tmp_path: Path) -> Iterator[StartServer]:
-    """Start a real server with ``overrides`` of the test config; shut down after the test."""
-    handles: list[ServerHandle] = []
-
-    async def start(**overrides: Any) -> ServerHandle:
-        config = make_config(tmp_path / f"server{len(handles)}", **overrides)
-        with trio.fail_after(DEADLINE):
-            handle: ServerHandle = await nursery.start(partial(run_server, config))
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.shutdown()
 
 
 @pytest.fixture
