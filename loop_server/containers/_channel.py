@@ -25,6 +25,7 @@ from loop_server.containers._labels import (
     TOKEN_LABEL,
     channel_labels,
 )
+from loop_server.containers._ownership import our_container
 from loop_server.containers._workdir import (
     CONTAINER_SOCKET_DIR,
     CONTAINER_TOKEN_FILE,
@@ -32,7 +33,6 @@ from loop_server.containers._workdir import (
     prepare_claude_dir,
     prepare_work_dir,
 )
-from loop_server.containers._ownership import our_container
 
 log = logging.getLogger(__name__)
 
