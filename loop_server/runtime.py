@@ -313,6 +313,7 @@ async def _start_services(
         health=lambda: {
             "events": dataclasses.asdict(hub.statistics()),
             "terminals": dataclasses.asdict(terminals.statistics()),
+            "store": dataclasses.asdict(store.db.statistics()),
         },
         max_body_bytes=config.max_body_bytes,
     )
