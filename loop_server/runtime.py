@@ -30,7 +30,13 @@ from loop_server.commands import (
     StoreChannelGrants,
 )
 from loop_server.config import Config
-from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers import (
+    ChannelContainers,
+    ContainerSettings,
+    DockerEngine,
+    DockerExec,
+    RunningChannels,
+)
 from loop_server.events import EventsHub
 from loop_server.memory import (
     MemoryConfig,
@@ -253,6 +259,8 @@ async def _start_services(
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
     containers = ChannelContainers(engine, container_settings(config))
+    running_channels = RunningChannels(engine)
+    await root.start(running_channels.run)
     messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
     orchestrator = Orchestrator(
         store,
@@ -305,7 +313,7 @@ async def _start_services(
         memory=memory,
         loop_dir=str(config.data_dir),
         platform=config.platform,
-        running_channels=containers,
+        running_channels=running_channels,
         active_chats=orchestrator,
         incoming=orchestrator,
         interactions=interactions,
@@ -341,6 +349,7 @@ async def _start_services(
             "orchestrator": orchestrator,
             "scheduler": scheduler,
             "containers": containers,
+            "running_channels": running_channels,
             "memory": memory,
             "commands": interactions,
             "terminals": terminals,
