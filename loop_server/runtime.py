@@ -372,6 +372,7 @@ async def _start_services(
     )
     await root.start(scheduler.run)
     if memory is not None:
+        await root.start(memory.watch)
         await root.start(
             reindex_forever,
             memory,
