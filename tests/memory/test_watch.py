@@ -39,7 +39,7 @@ async def watched(
 async def files_for(indexer: MultiPathIndexer, project: Path, word: str) -> list[str]:
     with trio.fail_after(20):
         results = await indexer.search(str(project), word, 10)
-    return sorted(os.path.relpath(r.file_path, project) for r in results or [])
+    return sorted(str(Path(r.file_path).relative_to(project)) for r in results or [])
 
 
 def passes(indexer: MultiPathIndexer) -> tuple[int, int, int]:
