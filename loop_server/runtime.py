@@ -33,7 +33,13 @@ from loop_server.commands import (
 )
 from loop_server.config import Config, is_loopback
 from loop_server.console_assets import ConsoleAssets
-from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers import (
+    ChannelContainers,
+    ContainerSettings,
+    DockerEngine,
+    DockerExec,
+    RunningChannels,
+)
 from loop_server.containers._environment import (
     ContainerEnvError,
     host_user_env,
@@ -303,6 +309,8 @@ async def _start_services(
     root.start_soon(image_checker.refresh)  # says at start-up what to do when it is missing
     containers = ChannelContainers(engine, container_settings(config, tokens))
     root.start_soon(_prune_agent_tokens, containers)
+    running_channels = RunningChannels(engine)
+    await root.start(running_channels.run)
     messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
     orchestrator = Orchestrator(
         store,
@@ -357,7 +365,7 @@ async def _start_services(
         memory=memory,
         loop_dir=str(config.data_dir),
         platform=config.platform,
-        running_channels=containers,
+        running_channels=running_channels,
         active_chats=orchestrator,
         incoming=orchestrator,
         interactions=interactions,
@@ -366,6 +374,7 @@ async def _start_services(
             "events": dataclasses.asdict(hub.statistics()),
             "terminals": dataclasses.asdict(terminals.statistics()),
             "agent_image": image_checker.status.as_health(),
+            "store": dataclasses.asdict(store.db.statistics()),
         },
         max_body_bytes=config.max_body_bytes,
         console=await trio.to_thread.run_sync(ConsoleAssets.from_package),
@@ -397,6 +406,7 @@ async def _start_services(
             "orchestrator": orchestrator,
             "scheduler": scheduler,
             "containers": containers,
+            "running_channels": running_channels,
             "memory": memory,
             "commands": interactions,
             "terminals": terminals,
@@ -419,6 +429,7 @@ async def _start_services(
     )
     await root.start(scheduler.run)
     if memory is not None:
+        await root.start(memory.watch)
         await root.start(
             reindex_forever,
             memory,

@@ -176,19 +176,11 @@ def register(app: Quart, deps: ApiDeps) -> None:
 
 
 async def _branches(deps: ApiDeps, dirs: list[str]) -> list[str]:
-    """Git branches of all listed dirs, looked up concurrently (each may spawn git)."""
-    results = [""] * len(dirs)
+    """Git branches of all listed dirs (read from their HEAD files, not by forking git)."""
     reader = deps.branches
     if reader is None:
-        return results
-
-    async def one(index: int, dir_path: str) -> None:
-        results[index] = await reader.current_branch(dir_path)
-
-    # Branches are decoration: past the deadline the rest are left empty.
+        return [""] * len(dirs)
+    # Branches are decoration: past the deadline they are all left empty.
     with trio.move_on_after(LOOKUP_DEADLINE):
-        async with trio.open_nursery() as nursery:
-            for index, dir_path in enumerate(dirs):
-                if dir_path:
-                    nursery.start_soon(one, index, dir_path)
-    return results
+        return await reader.current_branches(dirs)
+    return [""] * len(dirs)

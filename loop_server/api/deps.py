@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,8 +22,8 @@ from loop_server.protocols import (
 
 
 class BranchReader(Protocol):
-    async def current_branch(self, dir_path: str) -> str:
-        """The checked-out git branch of ``dir_path``, or "" when there is none."""
+    async def current_branches(self, dir_paths: Sequence[str]) -> list[str]:
+        """The checked-out git branch of each dir, in order ("" where there is none)."""
         ...
 
 

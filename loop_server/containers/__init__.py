@@ -12,6 +12,7 @@ from loop_server.containers._labels import (
     ROLE_LABEL,
     SHELL_ROLE,
 )
+from loop_server.containers._running import RunningChannels, RunningStatistics
 
 __all__ = [
     "APP_LABEL",
@@ -24,6 +25,8 @@ __all__ = [
     "DockerEngine",
     "DockerExec",
     "EngineError",
+    "RunningChannels",
+    "RunningStatistics",
     "StreamDemux",
     "TtyExec",
 ]

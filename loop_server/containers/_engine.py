@@ -32,6 +32,9 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         # Single flight: concurrent first callers must not each create (and leak) a client.
         self._connecting = trio.Lock()
+        # Bumped as each call() ends: lets a cache of container state (RunningChannels) know
+        # that this server itself may have changed something since it last listed.
+        self.calls_finished = 0
 
     async def client(self) -> docker.DockerClient:
         if self._client is not None:
@@ -82,6 +85,8 @@ class DockerEngine:
             raise
         except (OSError, ConnectionError) as err:
             raise EngineError(f"docker engine not reachable: {err}") from err
+        finally:
+            self.calls_finished += 1
 
     async def attach_stream(self, container_id: str, params: dict[str, Any]) -> trio.SocketStream:
         """The container's raw attach socket as a Trio stream (our own duplicate of the fd, so

@@ -145,3 +145,21 @@ def _walk(root: str, exclusions: tuple[str, ...]) -> Iterable[FoundFile]:
                 continue
             if stat.S_ISREG(info.st_mode):
                 yield found_file(entry.path, info)
+
+
+def found_below(path: str, root: str, exclusions: tuple[str, ...]) -> FoundFile | None:
+    """``path`` as the walk of ``root`` (resolved) would find it, or ``None`` when the walk
+    would not index it (gone, excluded, not ``.md``, not regular, a link leaving ``root``)."""
+    if not path.endswith(MARKDOWN_SUFFIX) or is_excluded(path, exclusions):
+        return None
+    if not is_within(path, root):
+        return None
+    try:
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if not is_within(target, root) or is_excluded(target, exclusions):
+                return None
+        info = os.stat(path)
+    except OSError:
+        return None
+    return found_file(path, info) if stat.S_ISREG(info.st_mode) else None

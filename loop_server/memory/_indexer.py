@@ -29,6 +29,8 @@ from loop_server.memory._embedder import GuardedEmbedder
 from loop_server.memory._files import (
     FoundFile,
     RootListing,
+    found_below,
+    is_within,
     list_root,
     read_regular_file,
     resolve_exclusions,
@@ -186,6 +188,18 @@ class MemoryIndex:
             await self.backfill_embeddings((plan.project_dir, GLOBAL_SCOPE), stats)
         return stats
 
+    async def index_paths(self, plan: MemoryPlan, paths: Sequence[str]) -> IndexStats:
+        """Re-index just ``paths`` (files known to have changed, been created or deleted)
+        where they lie under ``plan``'s roots; rows of the roots' other files are untouched."""
+        stats = IndexStats()
+        exclusions = await trio.to_thread.run_sync(resolve_exclusions, plan.exclusions)
+        located = await trio.to_thread.run_sync(_locate, plan, paths, exclusions)
+        for root, prefix, asked, found in located:
+            stats.scanned += len(found)
+            async with self._locks.hold((root.scope, prefix)):
+                await self._index_root(root.scope, prefix, found, stats, _ignore, only=asked)
+        return stats
+
     async def _index_root(
         self,
         scope: str,
@@ -193,8 +207,15 @@ class MemoryIndex:
         files: Sequence[FoundFile],
         stats: IndexStats,
         advance: Callable[[int], None],
+        *,
+        only: Sequence[str] | None = None,
     ) -> None:
-        stored = await self.db.read(lambda conn: load_files(conn, scope, prefix))
+        """``only``: the paths in question (the rest of ``prefix``'s rows stay as they are);
+        ``None``: all of ``prefix``, so rows of files not in ``files`` are deleted."""
+        if only is None:
+            stored = await self.db.read(lambda conn: load_files(conn, scope, prefix))
+        else:
+            stored = await self.db.read(partial(_load_exact, scope, only))
         kept: set[str] = set()
         for batch in _batches(files):
             outcomes = await self._prepare(batch, stored)
@@ -351,6 +372,36 @@ class MemoryIndex:
             ]
             await self.db.write(partial(_set_embeddings, update))
             stats.embedded += len(update)
+
+
+def _ignore(count: int) -> None:
+    pass
+
+
+def _load_exact(
+    scope: str, paths: Sequence[str], conn: sqlite3.Connection
+) -> dict[str, StoredFile]:
+    stored: dict[str, StoredFile] = {}
+    for path in paths:
+        stored.update((p, f) for p, f in load_files(conn, scope, path).items() if p == path)
+    return stored
+
+
+def _locate(
+    plan: MemoryPlan, paths: Sequence[str], exclusions: tuple[str, ...]
+) -> list[tuple[MemoryRoot, str, list[str], list[FoundFile]]]:
+    """Per root: its resolved prefix, the given paths under it, and those still indexable."""
+    located = []
+    for root in plan.roots:
+        if not os.path.exists(root.path):
+            continue
+        prefix = os.path.realpath(root.path)
+        asked = [p for p in paths if is_within(p, prefix)]
+        if not asked:
+            continue
+        found = [f for f in (found_below(p, prefix, exclusions) for p in asked) if f is not None]
+        located.append((root, prefix, asked, found))
+    return located
 
 
 def _missing(scopes: Sequence[str], dims: int, conn: sqlite3.Connection) -> list[tuple[int, str]]:

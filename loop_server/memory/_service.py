@@ -15,6 +15,7 @@ from loop_server.memory._ollama import OllamaEmbedder
 from loop_server.memory._paths import MemoryPlan, check_project_dir, memory_plan
 from loop_server.memory._schema import create_tables
 from loop_server.memory._search import search
+from loop_server.memory._watch import MemoryWatcher
 from loop_server.protocols import MemorySearchResult
 from loop_server.store import Database
 
@@ -38,6 +39,12 @@ class MultiPathIndexer:
         self._config = config
         self._home = home
         self._claude_dir = claude_dir
+        # Inactive until ``watch`` runs: searches then walk the tree first, as upstream.
+        self.watcher = MemoryWatcher()
+
+    async def watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Follow file changes so searches re-index only what changed (``_watch``)."""
+        await self.watcher.run(task_status=task_status)
 
     @property
     def config(self) -> MemoryConfig:
@@ -79,14 +86,27 @@ class MultiPathIndexer:
             )
         return stats
 
+    async def _full_pass(self, plan: MemoryPlan) -> IndexStats:
+        stats = await self._index.index_plan(plan, backfill=False)
+        if stats.indexed or stats.removed:
+            log.info(
+                "memory: indexed %s: %d files re-indexed, %d unchanged, %d removed",
+                plan.project_dir,
+                stats.indexed,
+                stats.unchanged,
+                stats.removed,
+            )
+        return stats
+
     async def search(
         self, dir_path: str, query: str, top_k: int
     ) -> list[MemorySearchResult] | None:
         project_dir = check_project_dir(dir_path)
-        # Fresh results, as upstream: bring the index in line first. Rows that only lack a
-        # vector are left to explicit and periodic indexing, so a search never waits for a
-        # backlog of embeddings.
-        await self.index_with_stats(project_dir, backfill=False)
+        # Fresh results, as upstream: bring the index in line first — with the watcher, only
+        # the files changed since the last search. Rows that only lack a vector are left to
+        # explicit and periodic indexing, so a search never waits for a backlog of embeddings.
+        plan = await self.plan(project_dir)
+        await self.watcher.freshen(plan, self._full_pass, self._index.index_paths)
         return await search(
             self._index.db,
             self._index.embedder,

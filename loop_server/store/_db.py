@@ -1,9 +1,10 @@
 """A small Trio wrapper over stdlib sqlite3: one writer connection, a pool of readers.
 
 Why this shape: SQLite allows one writer at a time, and in WAL mode readers never wait for it
-(each read sees the last committed snapshot). So writes are serialised here, behind a
-``CapacityLimiter(1)``, instead of contending for SQLite's lock with busy-waits; reads get their
-own connections and run in parallel with the write. Every call runs its function in a worker
+(each read sees the last committed snapshot). So writes are serialised here, on one connection,
+instead of contending for SQLite's lock with busy-waits — and writes that queue meanwhile are
+committed together (group commit, see ``_group_commit``); reads get their own connections and
+run in parallel with the write. Every call runs its function in a worker
 thread so a slow query or an fsync never blocks the Trio event loop.
 
 Cancellation: the thread call uses ``abandon_on_cancel=False`` (Trio's default), so once a
@@ -23,8 +24,9 @@ from typing import Self, TypeVar
 
 import trio
 
+from loop_server.store._group_commit import GroupCommitter, store_error
 from loop_server.store._migrations import migrate
-from loop_server.store.errors import ConstraintViolation, StoreError
+from loop_server.store.errors import StoreError
 from loop_server.timefmt import now_utc
 
 T = TypeVar("T")
@@ -38,12 +40,9 @@ class DatabaseStatistics:
     write_running: bool
     writes_waiting: int  # writes queued behind the running one
     closed: bool
-
-
-def _store_error(exc: sqlite3.Error) -> StoreError:
-    if isinstance(exc, sqlite3.IntegrityError):
-        return ConstraintViolation(str(exc))
-    return StoreError(str(exc))
+    commits: int = 0  # write transactions committed so far (one fsync each)
+    writes_committed: int = 0  # writes acknowledged; above ``commits`` when commits were shared
+    largest_batch: int = 0  # most writes one transaction has carried
 
 
 def _connect(target: str, *, uri: bool, busy_timeout: float) -> sqlite3.Connection:
@@ -110,29 +109,15 @@ def _run_read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -
         finally:
             conn.execute("COMMIT")
     except sqlite3.Error as exc:
-        raise _store_error(exc) from exc
-
-
-def _run_write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    # IMMEDIATE takes the write lock up front: a transaction cannot fail half-way with
-    # SQLITE_BUSY when it first writes (another process on the same file waits busy_timeout).
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            # Some errors (disk full, I/O) make SQLite roll back by itself; don't roll back twice.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
-    except sqlite3.Error as exc:
-        raise _store_error(exc) from exc
+        raise store_error(exc) from exc
 
 
 class Database:
     """Build with ``await Database.open(path)``; close with ``await db.close()`` (or async with).
+
+    Writes are group-committed (``_group_commit``): writes queued while a commit runs share
+    the next transaction and its fsync, each in its own savepoint, and none returns before its
+    transaction has committed.
 
     Functions given to ``read``/``write`` receive a ``sqlite3.Connection`` and run in a worker
     thread; they must not manage transactions themselves or keep the connection, and should
@@ -151,10 +136,12 @@ class Database:
         # limiter guarantees there is one free whenever a token is held.
         self._idle = list(readers)
         self._read_limiter = trio.CapacityLimiter(len(readers))
-        self._write_limiter = trio.CapacityLimiter(1)
         # Bounds this database's worker threads on its own, so it neither waits for nor starves
         # other users of Trio's shared default thread limiter (e.g. the docker SDK).
         self._thread_limiter = trio.CapacityLimiter(len(readers) + 1)
+        self._writes = GroupCommitter(writer, self._thread_limiter)
+        self._closing = False  # close() has begun: new writes are refused
+        self._close_lock = trio.Lock()  # concurrent close() calls queue instead of colliding
         self._closed = False
 
     @classmethod
@@ -193,23 +180,26 @@ class Database:
                 self._idle.append(conn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the writer inside BEGIN IMMEDIATE … COMMIT; ROLLBACK if it raises."""
-        async with self._write_limiter:
-            self._check_open()
-            return await trio.to_thread.run_sync(
-                _run_write, self._writer, fn, limiter=self._thread_limiter
-            )
+        """Run ``fn`` on the writer inside a transaction (possibly shared, see the class doc);
+        its changes are undone if it raises, and it returns once they are committed."""
+        if self._closing:
+            raise StoreError(f"database {self.path} is closed")
+        result: T = await self._writes.submit(fn)
+        return result
 
     def statistics(self) -> DatabaseStatistics:
         reads = self._read_limiter.statistics()
-        writes = self._write_limiter.statistics()
+        counters = self._writes.counters
         return DatabaseStatistics(
             readers=len(self._readers),
             readers_busy=reads.borrowed_tokens,
             reads_waiting=reads.tasks_waiting,
-            write_running=writes.borrowed_tokens > 0,
-            writes_waiting=writes.tasks_waiting,
+            write_running=self._writes.committing,
+            writes_waiting=len(self._writes.queue),
             closed=self._closed,
+            commits=counters.commits,
+            writes_committed=counters.writes,
+            largest_batch=counters.largest_batch,
         )
 
     async def close(self) -> None:
@@ -219,23 +209,23 @@ class Database:
         (closing the last connection checkpoints the WAL into the main file).
         """
         with trio.CancelScope(shield=True):
-            # Holding every token means nothing is running; the limiters are FIFO, so calls
-            # queued before close() still run, and calls queued after it fail in _check_open().
-            # Fresh borrowers, so that concurrent close() calls queue instead of colliding.
-            writer_borrower = object()
-            borrowers = [object() for _ in self._readers]
-            await self._write_limiter.acquire_on_behalf_of(writer_borrower)
-            for borrower in borrowers:
-                await self._read_limiter.acquire_on_behalf_of(borrower)
-            try:
-                if self._closed:
-                    return
-                self._closed = True
-                await trio.to_thread.run_sync(self._close_connections)
-            finally:
+            # Writes queued before close() still commit; later ones are refused. Then holding
+            # every reader token means no read is running; that limiter is FIFO, so reads
+            # queued before close() still run, and reads queued after it fail in _check_open().
+            self._closing = True
+            async with self._close_lock:
+                await self._writes.drain()
+                borrowers = [object() for _ in self._readers]
                 for borrower in borrowers:
-                    self._read_limiter.release_on_behalf_of(borrower)
-                self._write_limiter.release_on_behalf_of(writer_borrower)
+                    await self._read_limiter.acquire_on_behalf_of(borrower)
+                try:
+                    if self._closed:
+                        return
+                    self._closed = True
+                    await trio.to_thread.run_sync(self._close_connections)
+                finally:
+                    for borrower in borrowers:
+                        self._read_limiter.release_on_behalf_of(borrower)
 
     def _close_connections(self) -> None:
         for conn in self._readers:

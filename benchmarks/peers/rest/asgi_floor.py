@@ -1,0 +1,60 @@
+"""The floor for benchmarks/rest.py: hypercorn's trio worker serving a bare ASGI app that
+answers every request with one constant JSON body (no framework, no routing, no I/O).
+
+Usage: python asgi_floor.py   (prints "READY <port>"; stops on SIGTERM)
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+BODY = b'{"status":"ok"}\n'
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    # Drain the request body (a POST's), then answer the constant.
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+async def main() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    stop = trio.Event()
+
+    async def on_term() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                stop.set()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(on_term)
+        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        nursery.cancel_scope.cancel()
+
+
+if __name__ == "__main__":
+    trio.run(main)

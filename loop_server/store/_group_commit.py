@@ -1,0 +1,185 @@
+"""Group commit: writes that queue while a commit runs share the next transaction and fsync.
+
+Why: with ``synchronous = FULL`` every COMMIT waits for an fsync of the WAL, and that fsync —
+not the SQL — is most of a small write's cost. Writers that arrive while one commit is in
+flight wait anyway; taking all of them into the next transaction turns N fsyncs into one and N
+thread hops into one, and costs a lone writer nothing (its batch has one job).
+
+Each job runs inside its own SAVEPOINT, so a job that raises is undone alone and the others in
+its batch still commit: to a caller a batched write behaves exactly like a transaction of its
+own. No result leaves here before the batch's COMMIT has returned (so the write is durable);
+if the COMMIT itself fails, every job of the batch gets that error and nothing of it is stored.
+
+Who commits: the first waiter that finds no commit running takes everything queued and runs it
+in a worker thread; everyone else sleeps on an event that fires after each batch. No background
+task is needed, so ``Database`` keeps its plain ``open``/``close`` life cycle.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from loop_server.store.errors import ConstraintViolation, StoreError
+
+QUEUED, RUNNING, DONE = "queued", "running", "done"
+
+
+def store_error(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConstraintViolation(str(exc))
+    return StoreError(str(exc))
+
+
+@dataclass(eq=False, slots=True)
+class WriteJob:
+    fn: Callable[[sqlite3.Connection], Any]
+    state: str = QUEUED
+    result: Any = None
+    error: BaseException | None = None
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@dataclass(slots=True)
+class CommitCounters:
+    commits: int = 0  # transactions committed (each one fsync with synchronous=FULL)
+    writes: int = 0  # jobs acknowledged as committed
+    largest_batch: int = 0
+
+
+def _run_job(conn: sqlite3.Connection, job: WriteJob) -> None:
+    conn.execute("SAVEPOINT job")
+    try:
+        job.result = job.fn(conn)
+    except BaseException as exc:
+        if isinstance(exc, sqlite3.Error):
+            job.error = store_error(exc)
+            job.error.__cause__ = exc
+        else:
+            job.error = exc  # the caller's own exception comes out unchanged
+        # An I/O or disk-full error may already have ended the whole transaction.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+        return
+    conn.execute("RELEASE job")
+
+
+def run_batch(conn: sqlite3.Connection, jobs: list[WriteJob]) -> None:
+    """Run ``jobs`` in one BEGIN IMMEDIATE … COMMIT; sets each job's result or error.
+
+    IMMEDIATE takes the write lock up front, so the transaction cannot fail half-way with
+    SQLITE_BUSY (another process on the same file waits busy_timeout).
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        _fail_all(jobs, store_error(exc), exc)
+        return
+    for job in jobs:
+        _run_job(conn, job)
+        if not conn.in_transaction:
+            # SQLite rolled the transaction back on its own: the jobs before this one are
+            # gone too, so none of them may be acknowledged.
+            err = job.error if job.error is not None else StoreError("transaction rolled back")
+            for other in jobs:
+                if other is not job and other.error is None:
+                    other.error = StoreError(f"transaction rolled back: {err}")
+            return
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        _fail_all([j for j in jobs if j.error is None], store_error(exc), exc)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _fail_all(jobs: list[WriteJob], error: StoreError, cause: BaseException) -> None:
+    error.__cause__ = cause
+    for job in jobs:
+        job.error = error
+        job.result = None
+
+
+@dataclass(slots=True)
+class GroupCommitter:
+    """Queues write jobs for one connection and commits them in batches (see module doc)."""
+
+    conn: sqlite3.Connection
+    thread_limiter: trio.CapacityLimiter
+    counters: CommitCounters = field(default_factory=CommitCounters)
+    queue: list[WriteJob] = field(default_factory=list)
+    committing: bool = False
+    _batch_done: trio.Event = field(default_factory=trio.Event)
+
+    async def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        job = WriteJob(fn)
+        self.queue.append(job)
+        try:
+            while job.state != DONE:
+                if self.committing:
+                    await self._batch_done.wait()
+                else:
+                    await self.commit_queued()
+        except trio.Cancelled:
+            if job.state == QUEUED:
+                self.queue.remove(job)  # never started: it simply does not happen
+                raise
+            # Started: like any write, it either commits or rolls back completely; wait for
+            # which, hand back the outcome, and let the cancel land at the next checkpoint.
+            with trio.CancelScope(shield=True):
+                while job.state != DONE:
+                    await self._batch_done.wait()
+        return job.outcome()
+
+    async def commit_queued(self) -> None:
+        """Commit everything queued now (no-op when empty); caller checks ``committing``."""
+        if not self.queue:
+            return
+        batch, self.queue = self.queue, []
+        self.committing = True
+        for job in batch:
+            job.state = RUNNING
+        try:
+            # Shielded, and abandon_on_cancel=False (the default): once its jobs are marked
+            # running, a batch always runs to its end, whoever of its writers is cancelled.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(
+                    run_batch, self.conn, batch, limiter=self.thread_limiter
+                )
+        except BaseException as exc:
+            for job in batch:
+                if job.error is None:
+                    job.error = exc
+            raise
+        finally:
+            ok = sum(1 for job in batch if job.error is None)
+            if ok:
+                self.counters.commits += 1
+                self.counters.writes += ok
+                self.counters.largest_batch = max(self.counters.largest_batch, len(batch))
+            for job in batch:
+                job.state = DONE
+            self.committing = False
+            done, self._batch_done = self._batch_done, trio.Event()
+            done.set()
+
+    async def drain(self) -> None:
+        """Wait until nothing is queued or running (used by close)."""
+        while self.queue or self.committing:
+            if self.committing:
+                await self._batch_done.wait()
+            else:
+                await self.commit_queued()

@@ -1,0 +1,187 @@
+"""Group commit: writes queued behind a running commit share the next transaction.
+
+A write is parked in its worker thread (a ``threading.Event``) so that others queue behind it
+deterministically; then it is released and the counters, rows and outcomes are checked. Rules
+as in conftest.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from loop_server.store import ConstraintViolation, Store, StoreError
+
+RELEASE_TIMEOUT = 10.0
+
+
+def _insert_channel(channel_id: str) -> Callable[[sqlite3.Connection], str]:
+    def insert(conn: sqlite3.Connection) -> str:
+        conn.execute(
+            "INSERT INTO channels (channel_id, created_at, updated_at) VALUES (?, 'x', 'x')",
+            (channel_id,),
+        )
+        return channel_id
+
+    return insert
+
+
+def _channel_ids(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT channel_id FROM channels ORDER BY id")]
+
+
+async def _behind_a_parked_write(
+    store: Store, queued: list[Callable[[sqlite3.Connection], Any]]
+) -> list[tuple[str, Any]]:
+    """Park one write, queue ``queued`` behind it, release; each queued write's outcome."""
+    parked = trio.Event()
+    release = threading.Event()
+
+    def parked_write(conn: sqlite3.Connection) -> None:
+        _insert_channel("parked")(conn)
+        trio.from_thread.run_sync(parked.set)
+        if not release.wait(RELEASE_TIMEOUT):
+            raise TimeoutError("test never released the write")
+
+    outcomes: list[tuple[str, Any]] = [("unset", None)] * len(queued)
+
+    async def run(i: int, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        try:
+            outcomes[i] = ("ok", await store.db.write(fn))
+        except Exception as exc:
+            outcomes[i] = ("error", exc)
+
+    with trio.fail_after(RELEASE_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.db.write, parked_write)
+            await parked.wait()
+            for i, fn in enumerate(queued):
+                nursery.start_soon(run, i, fn)
+            await trio.testing.wait_all_tasks_blocked()
+            stats = store.db.statistics()
+            assert (stats.write_running, stats.writes_waiting) == (True, len(queued))
+            release.set()
+    return outcomes
+
+
+async def test_writes_queued_during_a_commit_share_the_next_one(store: Store) -> None:
+    before = store.db.statistics()
+    outcomes = await _behind_a_parked_write(store, [_insert_channel(f"c{i}") for i in range(5)])
+    assert outcomes == [("ok", f"c{i}") for i in range(5)]
+    after = store.db.statistics()
+    # Six acknowledged writes, two transactions: the parked one, then the five together.
+    assert after.writes_committed - before.writes_committed == 6
+    assert after.commits - before.commits == 2
+    assert after.largest_batch == 5
+    assert (after.write_running, after.writes_waiting) == (False, 0)
+    stored = await store.db.read(_channel_ids)
+    assert stored[0] == "parked" and sorted(stored[1:]) == ["c0", "c1", "c2", "c3", "c4"]
+
+
+async def test_a_failing_write_in_a_batch_is_undone_alone(store: Store) -> None:
+    def insert_then_raise(conn: sqlite3.Connection) -> None:
+        _insert_channel("undone")(conn)
+        raise ValueError("caller's own error")
+
+    outcomes = await _behind_a_parked_write(
+        store,
+        [
+            _insert_channel("a"),
+            insert_then_raise,
+            _insert_channel("a"),  # duplicate channel_id: a constraint violation
+            _insert_channel("b"),
+        ],
+    )
+    assert outcomes[3] == ("ok", "b")
+    kind, err = outcomes[1]
+    assert kind == "error" and type(err) is ValueError and str(err) == "caller's own error"
+    # Trio starts tasks in no fixed order: whichever "a" queued first wins, the other is refused.
+    first, second = sorted([outcomes[0], outcomes[2]], key=lambda o: o[0] != "ok")
+    assert first == ("ok", "a")
+    kind, err = second
+    assert kind == "error" and isinstance(err, ConstraintViolation)
+    assert isinstance(err.__cause__, sqlite3.IntegrityError)
+    assert sorted(await store.db.read(_channel_ids)) == ["a", "b", "parked"]
+    assert store.db.statistics().commits == 2
+
+
+async def test_a_failed_commit_acknowledges_none_of_its_batch(store: Store) -> None:
+    def orphan_message(conn: sqlite3.Connection) -> None:
+        # A deferred foreign key is checked only at COMMIT, so the COMMIT itself fails.
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute(
+            "INSERT INTO messages (chat_id, channel_id, msg_id, created_at)"
+            " VALUES (999, 'nowhere', 'orphan', 'x')"
+        )
+
+    before = store.db.statistics()
+    outcomes = await _behind_a_parked_write(store, [_insert_channel("bystander"), orphan_message])
+    for kind, err in outcomes:
+        assert kind == "error"
+        assert isinstance(err, StoreError) and "FOREIGN KEY constraint failed" in str(err)
+    # Neither write was acknowledged, and neither is stored.
+    assert await store.db.read(_channel_ids) == ["parked"]
+    count = await store.db.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone())
+    assert count == (0,)
+    assert store.db.statistics().writes_committed - before.writes_committed == 1
+    # The writer is usable again afterwards.
+    assert await store.db.write(_insert_channel("after")) == "after"
+
+
+async def test_a_queued_write_cancelled_leaves_its_batch_intact(store: Store) -> None:
+    parked = trio.Event()
+    release = threading.Event()
+
+    def parked_write(conn: sqlite3.Connection) -> None:
+        trio.from_thread.run_sync(parked.set)
+        release.wait(RELEASE_TIMEOUT)
+
+    results: list[str] = []
+
+    async def keep(fn: Callable[[sqlite3.Connection], str]) -> None:
+        results.append(await store.db.write(fn))
+
+    with trio.fail_after(RELEASE_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.db.write, parked_write)
+            await parked.wait()
+            nursery.start_soon(keep, _insert_channel("kept-1"))
+            with trio.CancelScope() as dropped:
+                nursery.start_soon(keep, _insert_channel("kept-2"))
+                await trio.testing.wait_all_tasks_blocked()
+                dropped.cancel()
+                await store.db.write(_insert_channel("dropped"))
+            assert store.db.statistics().writes_waiting == 2
+            release.set()
+    assert sorted(results) == ["kept-1", "kept-2"]
+    assert sorted(await store.db.read(_channel_ids)) == ["kept-1", "kept-2"]
+
+
+@pytest.mark.parametrize("writers", [1, 8])
+async def test_concurrent_writes_each_get_their_own_result(store: Store, writers: int) -> None:
+    results: dict[int, int] = {}
+
+    async def write(i: int) -> None:
+        def insert(conn: sqlite3.Connection) -> int:
+            _insert_channel(f"w{i}")(conn)
+            rowid = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            assert isinstance(rowid, int)
+            return rowid
+
+        results[i] = await store.db.write(insert)
+
+    with trio.fail_after(RELEASE_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            for i in range(writers):
+                nursery.start_soon(write, i)
+    rows = await store.db.read(lambda c: dict(c.execute("SELECT channel_id, id FROM channels")))
+    assert {f"w{i}": rowid for i, rowid in results.items()} == rows
+    stats = store.db.statistics()
+    assert stats.writes_committed == writers
+    assert 1 <= stats.commits <= writers
