@@ -6,8 +6,9 @@ terminal=TerminalEndpoint(...), shutdown_trigger=...)``; see docs/events.md and
 docs/terminal.md for why these sockets bypass ASGI.
 """
 
-from loop_server.serving._events_endpoint import Authorize, EventsEndpoint
+from loop_server.serving._events_endpoint import EventsEndpoint
 from loop_server.serving._serve import serve
 from loop_server.serving._terminal_endpoint import TerminalEndpoint
+from loop_server.serving._upgrade import Authorize
 
 __all__ = ["Authorize", "EventsEndpoint", "TerminalEndpoint", "serve"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -12,25 +10,16 @@ from loop_server.events import EventsHub, encode_hello, encode_replay_truncated
 from loop_server.serving import _rfc6455
 from loop_server.serving._events_connection import EventsConnection
 from loop_server.serving._events_protocol import parse_events_query
-from loop_server.serving._request_head import (
-    RequestHead,
-    plain_response,
-    switching_protocols,
-    websocket_key,
-)
-
-logger = logging.getLogger("loop_server.serving")
-
-Authorize = Callable[[list[tuple[bytes, bytes]], dict[str, str]], bool]
+from loop_server.serving._request_head import RequestHead, switching_protocols, websocket_key
+from loop_server.serving._upgrade import Authorize, answer, refusal
 
 
 @dataclass(frozen=True, slots=True)
 class EventsEndpoint:
     """What ``serve()`` needs to answer ``/api/ws`` itself.
 
-    ``authorize`` gets the request headers (names lower-cased) and the query (first value of
-    each parameter) and says whether the caller may connect (SPEC A.2: bearer header or
-    ``?token=``); ``hub`` may be None, and the endpoint then answers 501 as upstream does.
+    ``authorize`` says whether the caller may connect (``_upgrade.Authorize``); ``hub`` may be
+    None, and the endpoint then answers 501 as upstream does.
     """
 
     hub: EventsHub | None
@@ -52,18 +41,13 @@ async def serve_events_request(
 ) -> None:
     """Answer an events request: a plain HTTP error, or the upgrade and the live stream."""
     hub = endpoint.hub
-    if not endpoint.authorize(head.headers, head.query):
-        await _answer(stream, plain_response(401, "unauthorized\n"))
+    refused = refusal(head, endpoint.authorize, configured=hub is not None, what="events")
+    if refused is not None:
+        await answer(stream, refused)
         return
-    if hub is None:
-        await _answer(stream, plain_response(501, "events not configured\n"))
-        return
+    assert hub is not None  # refusal() said so
     key = websocket_key(head)
-    if key is None:
-        logger.info("events websocket upgrade failed")
-        extra = b"Sec-WebSocket-Version: 13\r\n"
-        await _answer(stream, plain_response(400, "Bad Request\n", extra))
-        return
+    assert key is not None  # refusal() said so
     request = parse_events_query(head.query)
     # Registration and the replay snapshot happen together, before any checkpoint: no event
     # can fall between the two.
@@ -82,13 +66,3 @@ async def serve_events_request(
         close_timeout=endpoint.close_timeout,
     )
     await connection.run(b"".join(opening), leftover)
-
-
-async def _answer(stream: trio.SocketStream, response: bytes) -> None:
-    try:
-        await stream.send_all(response)
-        await stream.send_eof()
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        await trio.aclose_forcefully(stream)

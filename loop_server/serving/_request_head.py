@@ -91,6 +91,11 @@ def parse_head(raw: bytes) -> RequestHead:
         raise HeadError(str(error)) from None
     if not isinstance(event, h11.Request):
         raise HeadError("incomplete request head")
+    return head_from_request(event)
+
+
+def head_from_request(event: h11.Request) -> RequestHead:
+    """The head of a request h11 has parsed (ours, or hypercorn's on a reused connection)."""
     target = event.target.decode("latin-1")
     path, _, query_string = target.partition("?")
     query: dict[str, str] = {}
@@ -129,29 +134,31 @@ def valid_websocket_key(key: bytes) -> bool:
         return False
 
 
-# Every upstream response carries these (SPEC §1.3); ``Authorization`` is allowed too, for the
-# bearer token, as on every REST answer (docs/decisions.md).
-_CORS_HEADERS = (
-    b"Access-Control-Allow-Origin: *\r\n"
-    b"Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
-    b"Access-Control-Allow-Headers: Content-Type, Authorization\r\n"
+#: The headers of every plain answer on a WebSocket path, whoever gives it (the listener, or the
+#: ASGI fallback for methods other than GET): upstream's CORS set (SPEC §1.3), with
+#: ``Authorization`` allowed for the bearer token as on every REST answer (docs/decisions.md).
+REFUSAL_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type, Authorization"),
 )
+#: gorilla's refusal of a request that is not a valid upgrade says which version it speaks.
+VERSION_HEADER = (b"sec-websocket-version", b"13")
 
 
-def plain_response(status: int, body: str, extra_headers: bytes = b"") -> bytes:
+def plain_response(
+    status: int, body: str, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> bytes:
     """A complete ``http.Error``-style response (SPEC §1.5); the connection closes after it."""
     payload = body.encode()
     phrase = http.HTTPStatus(status).phrase
-    return (
-        f"HTTP/1.1 {status} {phrase}\r\n".encode()
-        + b"Content-Type: text/plain; charset=utf-8\r\n"
-        + b"X-Content-Type-Options: nosniff\r\n"
-        + _CORS_HEADERS
-        + extra_headers
-        + f"Content-Length: {len(payload)}\r\n".encode()
-        + b"Connection: close\r\n\r\n"
-        + payload
-    )
+    lines = [f"HTTP/1.1 {status} {phrase}\r\n".encode()]
+    lines.extend(name + b": " + value + b"\r\n" for name, value in REFUSAL_HEADERS)
+    lines.extend(name + b": " + value + b"\r\n" for name, value in extra_headers)
+    lines.append(f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode())
+    return b"".join(lines) + payload
 
 
 def switching_protocols(key: bytes) -> bytes:

@@ -6,32 +6,39 @@ timeout) with one step added in front: the first bytes of each connection are lo
 ``GET /api/ws`` (or ``GET /api/ws/terminal``) is served here, straight on the socket, instead
 of through the ASGI layers that cost most of each delivery (DESIGN §4; for the terminal, a
 keystroke's echo: docs/terminal.md). Every other connection reaches hypercorn with the bytes
-already read put back in front, so it cannot tell the difference.
+already read put back in front, so it cannot tell the difference; if a later request on it is
+a ``GET`` of one of those paths, hypercorn hands the connection back (``_handover``), so every
+upgrade takes the same path whatever came before it on the connection.
+
+Connections are accepted in batches (every connection the kernel has queued, at each wake-up)
+from a listen queue as long as the kernel allows: a reconnect storm of thousands of clients at
+once is queued and served, not reset (docs/benchmarks.md, "Reconnect storm").
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
-from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
-from loop_server.serving._asgi_fallback import EventsFallback
+from loop_server.serving._asgi_fallback import WebSocketFallback, WebSocketRoute
 from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
+from loop_server.serving._handover import Handover, HandoverServer
 from loop_server.serving._prefixed_stream import PrefixedStream
 from loop_server.serving._request_head import (
     HeadError,
+    RequestHead,
     Sniff,
     head_end,
     parse_head,
@@ -39,12 +46,19 @@ from loop_server.serving._request_head import (
     sniff_paths,
 )
 from loop_server.serving._terminal_endpoint import TerminalEndpoint, serve_terminal_request
-from loop_server.serving._terminal_fallback import TerminalFallback
 from loop_server.serving._write_guard import WriteGuard, cut_writes_at
 
 logger = logging.getLogger("loop_server.serving")
 
 _RECEIVE_SIZE = 65536
+#: The listen queue asked for; the kernel caps it at ``net.core.somaxconn`` (4096 on current
+#: Linux). hypercorn's default of 100 resets clients in a reconnect storm.
+LISTEN_BACKLOG = 65535
+# accept(2) errors that mean the system is out of a resource: wait a little and go on.
+_ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_ACCEPT_RETRY_DELAY = 0.1
+# Connections accepted before the accept loop lets the others run.
+_ACCEPT_BATCH = 1024
 
 
 async def serve(
@@ -71,10 +85,14 @@ async def serve(
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
     hyper_config.set_statsd_logger_class(StatsdLogger)
-    # Requests for the events path that reach hypercorn anyway (a reused keep-alive
-    # connection) are answered by the fallback; everything else goes to ``asgi_app``.
-    inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal)
-    fallback: Any = EventsFallback(inner, events)
+    # Methods other than GET on the WebSocket paths reach hypercorn: the fallback answers them
+    # (HEAD like GET, others 405); everything else goes to ``asgi_app``.
+    routes = {events.path: WebSocketRoute(events.authorize, events.hub is not None, "events")}
+    if terminal is not None:
+        routes[terminal.path] = WebSocketRoute(
+            terminal.authorize, terminal.services is not None, "terminal"
+        )
+    fallback: Any = WebSocketFallback(asgi_app, routes)
     app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, hyper_config, lifespan_state)
@@ -86,11 +104,12 @@ async def serve(
         await lifespan.wait_for_startup()
 
         async with trio.open_nursery() as server_nursery:
-            listeners: list[trio.SocketListener] = []
+            listeners: list[socket.socket] = []
             binds: list[str] = []
             for sock in sockets:
-                sock.listen(hyper_config.backlog)
-                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                sock.listen(max(hyper_config.backlog, LISTEN_BACKLOG))
+                sock.setblocking(False)
+                listeners.append(sock)
                 bind = repr_socket_addr(sock.family, sock.getsockname())
                 binds.append(f"http://{bind}")
                 await hyper_config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
@@ -114,15 +133,15 @@ async def serve(
 
                     accept_nursery.start_soon(stop_after, shutdown_trigger)
                     accept_nursery.start_soon(stop_after, context.terminate.wait)
-                    accept_nursery.start_soon(
-                        partial(trio.serve_listeners, handler_nursery=server_nursery),
-                        router.handle,
-                        listeners,
-                    )
+                    for listener in listeners:
+                        accept_nursery.start_soon(
+                            _accept_connections, listener, router.handle, server_nursery
+                        )
             finally:
                 with trio.CancelScope(shield=True):
                     for listener in listeners:
-                        await listener.aclose()
+                        trio.lowlevel.notify_closing(listener)
+                        listener.close()
                     # hypercorn's idle connections close on this; requests in flight finish.
                     await context.terminated.set()
                     if events.hub is not None:
@@ -191,24 +210,38 @@ class _Router:
                     return
                 buffer += data
         if verdict is Sniff.OTHER:
-            # TCPServer is annotated for SSL streams but handles plain ones (see PrefixedStream).
-            prefixed: Any = PrefixedStream(stream, bytes(buffer), self._writes)
-            server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
-            await server.run()
+            await self._serve_http(stream, bytes(buffer))
         elif end >= 0:
-            await self._serve_on_socket(stream, which, bytes(buffer[:end]), bytes(buffer[end:]))
+            try:
+                head = parse_head(bytes(buffer[:end]))
+            except HeadError:
+                await _refuse(stream, 400, "Bad Request\n")
+                return
+            await self._upgrade(stream, which, head, bytes(buffer[end:]))
         else:
             # Nothing decisive within the head timeout.
             await trio.aclose_forcefully(stream)
 
-    async def _serve_on_socket(
-        self, stream: trio.SocketStream, which: int, raw: bytes, leftover: bytes
-    ) -> None:
+    async def _serve_http(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        prefixed = PrefixedStream(stream, prefix, self._writes)
+        server = HandoverServer(
+            self._app, self._config, self._context, self._state, paths=self._paths, stream=prefixed
+        )
+        handover: Handover | None = None
         try:
-            head = parse_head(raw)
-        except HeadError:
-            await _refuse(stream, 400, "Bad Request\n")
-            return
+            await server.run()
+        except* Handover as group:
+            # hypercorn has answered every earlier request: the connection is ours now.
+            caught = group.exceptions[0]
+            assert isinstance(caught, Handover)
+            handover = caught
+        if handover is not None:
+            await self._upgrade(stream, handover.which, handover.head, handover.leftover)
+
+    async def _upgrade(
+        self, stream: trio.SocketStream, which: int, head: RequestHead, leftover: bytes
+    ) -> None:
+        """Every request for a WebSocket path comes here, whatever came before it."""
         kind = "events" if which == 0 else "terminal"
         try:
             if which == 0:
@@ -220,6 +253,43 @@ class _Router:
             # One connection's bug must not take the listener (and every other one) down.
             logger.exception("%s connection failed", kind)
             await trio.aclose_forcefully(stream)
+
+
+async def _accept_connections(
+    listener: socket.socket,
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    nursery: trio.Nursery,
+) -> None:
+    """Start ``handler`` for each connection on ``listener``, taking every connection the
+    kernel has queued at each wake-up: one task switch per burst rather than per connection,
+    so the listen queue empties as fast as a storm fills it."""
+    while True:
+        await trio.lowlevel.wait_readable(listener)
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _address = listener.accept()
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno in _ACCEPT_CAPACITY_ERRNOS:
+                    logger.error("accept failed (%s); retrying soon", errno.errorcode[err.errno])
+                    await trio.sleep(_ACCEPT_RETRY_DELAY)
+                    break
+                if err.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # that client gave up already
+                raise
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+            nursery.start_soon(_serve_connection, handler, stream)
+        await trio.lowlevel.checkpoint()
+
+
+async def _serve_connection(
+    handler: Callable[[trio.SocketStream], Awaitable[None]], stream: trio.SocketStream
+) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 async def _refuse(stream: trio.SocketStream, status: int, body: str) -> None:
