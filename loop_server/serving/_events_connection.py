@@ -40,6 +40,8 @@ class EventsConnection:
         self._subscription = subscription
         self._close_timeout = close_timeout
         self._scope = trio.CancelScope()
+        # The 101 answer goes out before anything the reader may write (a pong).
+        self._opened = trio.Event()
         self._websocket = WebSocket(
             stream, self._scope, max_message_size=max_message_size, close_timeout=close_timeout
         )
@@ -68,9 +70,11 @@ class EventsConnection:
                 data = opening + b"".join(_frames(subscription.receive_batch_nowait()))
             except (trio.WouldBlock, trio.EndOfChannel):
                 data = opening
+            await websocket.send(data)
+            self._opened.set()
             while True:
-                await websocket.send(data)
                 data = b"".join(_frames(await subscription.receive_batch()))
+                await websocket.send(data)
         except trio.EndOfChannel:
             # Closed by the hub (slow consumer, shutdown): start the closing handshake.
             code = subscription.close_code
@@ -83,6 +87,7 @@ class EventsConnection:
     async def _reader(self, leftover: bytes) -> None:
         subscription = self._subscription
         websocket = self._websocket
+        await self._opened.wait()
         message = await websocket.receive_message(leftover)
         while message is not None:
             is_subscribe, channels = parse_subscribe(message)
