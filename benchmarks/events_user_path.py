@@ -1,7 +1,7 @@
 """Events on the user's path: REST writes stored, then delivered to N WebSocket subscribers.
 
-    .venv/bin/python benchmarks/events_user_path.py             # full run, writes docs/benchmarks.md
-    .venv/bin/python benchmarks/events_user_path.py --quick     # one short round, prints only
+    .venv/bin/python benchmarks/events_user_path.py           # full run, writes the docs
+    .venv/bin/python benchmarks/events_user_path.py --quick   # one short round, prints only
 
 What is measured is what a user's write costs end to end: ``POST /api/messages`` (no agent: the
 server's Docker engine is a socket nobody serves, so each queued run fails at once, as on a
