@@ -493,10 +493,11 @@ def _run_one(run: Run, options: argparse.Namespace) -> None:
 def _ensure_node_modules() -> None:
     if (PEERS / "node_modules" / "ws").is_dir():
         return
-    npm = shutil.which("npm")
-    if npm is None:
+    if shutil.which("npm") is None:
         raise SystemExit("npm is needed for the Node peer (benchmarks/peers)")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PEERS, check=True)
+    # The same as `make bench-peers`: better-sqlite3 (the other benchmark's peer) is compiled
+    # against the system's Node headers.
+    subprocess.run(["make", "bench-peers"], cwd=ROOT, check=True)
 
 
 def _median(runs: list[Run], key: str) -> float:

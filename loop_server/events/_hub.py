@@ -1,8 +1,11 @@
-"""The events hub (DESIGN §2, SPEC §4.3, A.3, A.4): synchronous, lock-free fan-out.
+"""The events hub (SPEC §4.3, A.3, A.4): synchronous, lock-free fan-out.
 
-Everything here runs in the Trio thread and never awaits, so "register and take the replay
-snapshot atomically" and "broadcast to a consistent set of subscribers" hold without locks:
-nothing else can run in between.
+Each subscription is a bounded ``trio`` memory channel; ``broadcast`` encodes an event once and
+``send_nowait``s the shared object into every matching channel. The hub never touches a socket:
+each connection's own writer task drains its channel (docs/events.md). Everything here runs in
+the Trio thread and never awaits, so "register and take the replay snapshot atomically" and
+"broadcast to a consistent set of subscribers" hold without locks: nothing else can run in
+between.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 
 import trio
 
+from loop_server import websocket_close
 from loop_server.events._envelope import (
     AGENT_ACTIVITY,
     AGENT_STATUS,
@@ -36,10 +40,10 @@ from loop_server.store.models import Message
 
 logger = logging.getLogger("loop_server.events")
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_SLOW_CONSUMER = 4008
-SLOW_CONSUMER_REASON = "slow consumer"
-SHUTDOWN_REASON = "server shutting down"
+CLOSE_GOING_AWAY = websocket_close.GOING_AWAY
+CLOSE_SLOW_CONSUMER = websocket_close.SLOW_CONSUMER
+SLOW_CONSUMER_REASON = websocket_close.SLOW_CONSUMER_REASON
+SHUTDOWN_REASON = websocket_close.SHUTDOWN_REASON
 
 DEFAULT_QUEUE_SIZE = 256
 DEFAULT_HISTORY_SIZE = 1000
@@ -96,9 +100,6 @@ class EventsHub:
         self._by_channel: dict[str, dict[Subscription, None]] = {}
         self._registered: dict[Subscription, None] = {}
         self._changed = trio.lowlevel.ParkingLot()
-        # Subscriptions with events for an idle direct writer, flushed after the burst.
-        self._unflushed: list[Subscription] = []
-        self._flush_scheduled = False
         self._shutdown: tuple[int, str] | None = None
         self._published = 0
         self._slow_closed = 0
@@ -142,7 +143,6 @@ class EventsHub:
             channel_set,
             queue_size if queue_size is not None else self._queue_size,
             self._forget,
-            self._schedule_flush,
             backlog=backlog,
             start_seq=self._seq,
             replay_truncated=truncated,
@@ -182,25 +182,6 @@ class EventsHub:
         while len(self._registered) != count:
             await self._changed.park()
         await trio.lowlevel.checkpoint()
-
-    def _schedule_flush(self, subscription: Subscription) -> None:
-        self._unflushed.append(subscription)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            # Runs once the publishing task yields: every event of the burst is queued by then,
-            # so each connection gets one write for all of them.
-            trio.lowlevel.current_trio_token().run_sync_soon(self._flush, idempotent=True)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        subscriptions, self._unflushed = self._unflushed, []
-        for subscription in subscriptions:
-            try:
-                subscription._flush()
-            except Exception:
-                # Runs outside any task: an error here would end the whole Trio run.
-                logger.exception("events hub: direct write failed")
-                subscription.close(1011, "internal error")
 
     def _forget(self, subscription: Subscription) -> None:
         # Called by Subscription.close(): whoever closes it, the hub stops delivering to it.

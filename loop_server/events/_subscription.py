@@ -1,45 +1,60 @@
-"""One subscriber's bounded queue of events (SPEC A.3).
+"""One subscriber's bounded queue of events (SPEC A.3): a ``trio.open_memory_channel``.
 
-Not a ``trio.MemoryChannel``: a still-queued ``message.streaming`` for a channel must be replaced
-by the newer one, which a channel cannot do. This is a plain list plus one parked task; everything
-that touches it runs synchronously in the Trio thread, so it needs no lock.
+The hub holds the send side and calls ``send_nowait`` on it; the connection's writer task owns
+the receive side and drains it. A full channel (``trio.WouldBlock``) is the slow-consumer
+signal. Nothing here awaits a socket and nothing here is locked: every call runs in the Trio
+thread, between checkpoints.
+
+``message.streaming`` events are the one thing a plain channel cannot do: a queued one must be
+replaced by the newer one for the same channel (each carries the whole partial text). Such an
+event travels in a small mutable ``_StreamSlot``; while the slot is still in the channel the hub
+swaps the event inside it instead of sending again, so a busy stream holds one place at most.
+A swapped-in event can carry a higher ``seq`` than entries queued after its slot; since the
+writer always drains the whole channel at once, sorting each batch by ``seq`` restores the order
+the client must see.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from operator import attrgetter
 
 import trio
 
 from loop_server.events._envelope import MESSAGE_STREAMING
 from loop_server.events._event import Event
+from loop_server.websocket_close import NORMAL as CLOSE_NORMAL
 
-# WebSocket close code the hub uses; kept here because the hub is the one that decides them.
-CLOSE_NORMAL = 1000
+_by_seq = attrgetter("seq")
+
+
+class _StreamSlot:
+    """A queued ``message.streaming`` event that a newer one may still replace."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+
+
+_Entry = Event | _StreamSlot
 
 
 class Subscription:
-    """What ``EventsHub.register`` returns: the channel filter and the queue of events that one
-    connection has not written yet. The connection's writer task is the only consumer."""
+    """What ``EventsHub.register`` returns: the channel filter, the hub's send side of the
+    connection's memory channel, and the receive side that the connection's writer drains."""
 
     __slots__ = (
+        "_backlog",
         "_channels",
         "_close_code",
         "_close_reason",
         "_closed_event",
-        "_direct_writer",
-        "_holes",
-        "_kicked",
-        "_limit",
-        "_live",
         "_on_close",
-        "_on_pending",
-        "_pending",
-        "_queue",
         "_queue_size",
+        "_receive",
+        "_send",
         "_streaming",
-        "_waiter",
         "coalesced",
         "replay_truncated",
         "start_seq",
@@ -50,7 +65,6 @@ class Subscription:
         channels: frozenset[str] | None,
         queue_size: int,
         on_close: Callable[[Subscription], None],
-        on_pending: Callable[[Subscription], None] | None = None,
         *,
         backlog: list[Event],
         start_seq: int,
@@ -61,24 +75,12 @@ class Subscription:
         self._channels = channels
         self._queue_size = queue_size
         self._on_close = on_close
-        # Direct writing (see set_direct_writer): the hub collects subscriptions whose idle
-        # writer has events pending, and flushes them all once the publishing burst is over.
-        self._on_pending = on_pending
-        self._direct_writer: Callable[[list[Event]], None] | None = None
-        self._pending = False
-        # Entries are None where a streaming event was superseded (see _offer).
-        self._queue: list[Event | None] = list(backlog)
-        self._live = len(backlog)
-        self._holes = 0
-        # A replay backlog may be longer than the queue: it does not count against the bound
-        # until the writer has taken it.
-        self._limit = queue_size + len(backlog)
-        self._streaming: dict[str, int] = {}
-        for index, event in enumerate(backlog):
-            if event.type == MESSAGE_STREAMING:
-                self._streaming[event.channel_id] = index
-        self._waiter: trio.lowlevel.Task | None = None
-        self._kicked = False
+        self._send, self._receive = trio.open_memory_channel[_Entry](queue_size)
+        # A replay may be longer than the queue: it is handed over with the first batch and
+        # does not count against the bound.
+        self._backlog = backlog
+        # Streaming slots still in the channel, by channel id.
+        self._streaming: dict[str, _StreamSlot] = {}
         self._close_code: int | None = None
         self._close_reason = ""
         self._closed_event = trio.Event()
@@ -104,7 +106,9 @@ class Subscription:
     @property
     def queued(self) -> int:
         """Events waiting to be written."""
-        return self._live
+        if self._close_code is not None:
+            return 0
+        return self._send.statistics().current_buffer_used + len(self._backlog)
 
     @property
     def closed(self) -> bool:
@@ -126,13 +130,17 @@ class Subscription:
         code; later calls do nothing. Returns the number of queued events dropped."""
         if self._close_code is not None:
             return 0
-        dropped = self._live
+        dropped = self.queued
         self._close_code = code
         self._close_reason = reason
-        self._reset_queue()
+        # Closing the send side wakes a waiting writer with EndOfChannel; closing the receive
+        # side then frees what was queued (the writer must not send it after a close frame).
+        self._send.close()
+        self._receive.close()
+        self._backlog = []
+        self._streaming.clear()
         self._on_close(self)
         self._closed_event.set()
-        self._wake()
         return dropped
 
     async def wait_closed(self) -> None:
@@ -141,131 +149,81 @@ class Subscription:
     # -- producer side (the hub) ----------------------------------------------------------
 
     def _offer(self, event: Event) -> bool:
-        """Queue ``event``; False when the queue is full (the caller closes us as slow)."""
+        """Queue ``event``; False when the channel is full (the caller closes us as slow)."""
         if self._close_code is not None:
             return True
-        queue = self._queue
         if event.type == MESSAGE_STREAMING:
-            index = self._streaming.get(event.channel_id)
-            if index is not None:
-                # Each streaming event carries the whole partial text: the queued one is
-                # obsolete. Replacing it keeps a busy stream from filling the queue by itself.
+            slot = self._streaming.get(event.channel_id)
+            if slot is not None:
+                # The queued text is obsolete: the newer event carries all of it.
+                slot.event = event
                 self.coalesced += 1
-                if index == len(queue) - 1:
-                    queue[index] = event
-                    return True
-                # Not the newest entry: leave a hole and append, so the order of `seq` as the
-                # client sees it stays increasing.
-                queue[index] = None
-                self._holes += 1
-                self._streaming[event.channel_id] = len(queue)
-                queue.append(event)
-                if self._holes > self._queue_size:
-                    self._compact()
                 return True
-            if self._live >= self._limit:
+            slot = _StreamSlot(event)
+            try:
+                self._send.send_nowait(slot)
+            except trio.WouldBlock:
                 return False
-            self._streaming[event.channel_id] = len(queue)
-        elif self._live >= self._limit:
+            self._streaming[event.channel_id] = slot
+            return True
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
             return False
-        queue.append(event)
-        self._live += 1
-        if self._waiter is not None and not self._pending:
-            if self._direct_writer is not None and self._on_pending is not None:
-                # The writer is idle: rather than waking it (a task switch per connection
-                # per event), let the hub write the whole burst for it afterwards.
-                self._pending = True
-                self._on_pending(self)
-            else:
-                self._wake()
         return True
-
-    def set_direct_writer(self, writer: Callable[[list[Event]], None] | None) -> None:
-        """Let the hub write queued events itself while the consumer is parked in
-        ``receive_batch``: ``writer`` gets the batch and must write it without blocking, and
-        hand whatever it could not write to its own task (``wake()`` it). Saves one task
-        switch per connection per burst; None turns it off."""
-        self._direct_writer = writer
-
-    def _flush(self) -> None:
-        """Called by the hub after a publishing burst."""
-        self._pending = False
-        if self._close_code is not None or not self._live or self._waiter is None:
-            # Closed, or the consumer is awake and will take the queue itself.
-            return
-        writer = self._direct_writer
-        if writer is None:
-            self._wake()
-            return
-        writer(self.receive_batch_nowait())
-
-    def _compact(self) -> None:
-        queue = [event for event in self._queue if event is not None]
-        self._streaming = {
-            event.channel_id: index
-            for index, event in enumerate(queue)
-            if event.type == MESSAGE_STREAMING
-        }
-        self._queue = cast(list[Event | None], queue)
-        self._holes = 0
 
     # -- consumer side (the connection's writer) -------------------------------------------
 
-    def wake(self) -> None:
-        """Make a waiting ``receive_batch`` return (with an empty batch if nothing is queued),
-        so the writer can attend to something else, such as a pong to send."""
-        self._kicked = True
-        self._wake()
-
     def receive_batch_nowait(self) -> list[Event]:
-        """Every queued event, oldest first, emptying the queue. Raises ``trio.WouldBlock``
-        when there is nothing to take and ``trio.EndOfChannel`` once closed."""
+        """Every queued event, in ``seq`` order, emptying the queue. Raises
+        ``trio.WouldBlock`` when there is nothing to take and ``trio.EndOfChannel`` once
+        closed."""
         if self._close_code is not None:
             raise trio.EndOfChannel
-        if not self._live:
-            if self._kicked:
-                self._kicked = False
-                return []
-            raise trio.WouldBlock
-        batch = self._queue
-        if self._holes:
-            batch = [event for event in batch if event is not None]
-        self._reset_queue()
-        return cast(list[Event], batch)
+        if self._backlog:
+            batch, self._backlog = self._backlog, []
+            return self._drain(batch)
+        first = self._receive.receive_nowait()
+        return self._drain([self._take(first)])
 
     async def receive_batch(self) -> list[Event]:
         """Like ``receive_batch_nowait`` but waits while nothing is queued."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
+        if self._close_code is not None:
+            await trio.lowlevel.checkpoint()
+            raise trio.EndOfChannel
+        if self._backlog:
+            await trio.lowlevel.checkpoint()
             return self.receive_batch_nowait()
-        except trio.WouldBlock:
+        try:
+            first = await self._receive.receive()
+        except trio.ClosedResourceError:
+            # Closed by the hub while this task was being rescheduled.
+            raise trio.EndOfChannel from None
+        if self._close_code is not None:
+            # Handed over just before the close: nothing is written after it.
+            raise trio.EndOfChannel
+        return self._drain([self._take(first)])
+
+    def _take(self, entry: _Entry) -> Event:
+        if isinstance(entry, Event):
+            return entry
+        event = entry.event
+        # Out of the channel: the next streaming event of that channel needs a slot again.
+        if self._streaming.get(event.channel_id) is entry:
+            del self._streaming[event.channel_id]
+        return event
+
+    def _drain(self, batch: list[Event]) -> list[Event]:
+        receive = self._receive
+        take = self._take
+        try:
+            while True:
+                batch.append(take(receive.receive_nowait()))
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
             pass
-        if self._waiter is not None:
-            raise trio.BusyResourceError("another task is already receiving")
-        self._waiter = trio.lowlevel.current_task()
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-        return self.receive_batch_nowait()
-
-    def _reset_queue(self) -> None:
-        self._queue = []
-        self._live = 0
-        self._holes = 0
-        self._kicked = False
-        self._limit = self._queue_size
-        if self._streaming:
-            self._streaming = {}
-
-    def _wake(self) -> None:
-        task = self._waiter
-        if task is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(task)
+        batch.sort(key=_by_seq)  # nearly always sorted already: linear
+        return batch
 
     def __repr__(self) -> str:
         channels = "all" if self._channels is None else sorted(self._channels)
-        return f"<Subscription channels={channels} queued={self._live} close={self._close_code}>"
+        return f"<Subscription channels={channels} queued={self.queued} close={self._close_code}>"

@@ -6,10 +6,11 @@ terminal=TerminalEndpoint(...), shutdown_trigger=...)``; see docs/events.md and
 docs/terminal.md for why these sockets bypass ASGI.
 """
 
-from loop_server.serving._events_endpoint import Authorize, EventsEndpoint
+from loop_server.serving._events_endpoint import EventsEndpoint
 from loop_server.serving._serve import serve
 from loop_server.serving._terminal_endpoint import TerminalEndpoint
 from loop_server.serving._unix import SocketPathError, bind_unix_socket, remove_socket_file
+from loop_server.serving._upgrade import Authorize
 
 __all__ = [
     "Authorize",

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from loop_server.events import EventsHub, encode_hello, encode_replay_truncated
+from loop_server.origin_policy import ANY_ORIGIN, Headers
 from loop_server.serving import _rfc6455
 from loop_server.serving._events_connection import EventsConnection
 from loop_server.serving._events_protocol import parse_events_query
-from loop_server.serving._request_head import (
-    ANY_ORIGIN_LINES,
-    RequestHead,
-    plain_response,
-    switching_protocols,
-    websocket_key,
-)
-
-logger = logging.getLogger("loop_server.serving")
-
-Authorize = Callable[[list[tuple[bytes, bytes]], dict[str, str]], bool]
+from loop_server.serving._request_head import RequestHead, switching_protocols, websocket_key
+from loop_server.serving._upgrade import Authorize, answer, refusal
 
 
 @dataclass(frozen=True, slots=True)
 class EventsEndpoint:
     """What ``serve()`` needs to answer ``/api/ws`` itself.
 
-    ``authorize`` gets the request headers (names lower-cased) and the query (first value of
-    each parameter) and says whether the caller may connect (SPEC A.2: bearer header or
-    ``?token=``); ``hub`` may be None, and the endpoint then answers 501 as upstream does.
+    ``authorize`` says whether the caller may connect (``_upgrade.Authorize``); ``hub`` may be
+    None, and the endpoint then answers 501 as upstream does.
     """
 
     hub: EventsHub | None
@@ -53,23 +42,20 @@ async def serve_events_request(
     endpoint: EventsEndpoint,
     head: RequestHead,
     leftover: bytes,
-    cors: bytes = ANY_ORIGIN_LINES,
+    cors: Headers = ANY_ORIGIN,
 ) -> None:
-    """Answer an events request (the origin policy allowed it, with ``cors`` for its answers):
-    a plain HTTP error, or the upgrade and the live stream."""
+    """Answer an events request (the origin policy allowed it, with ``cors`` for
+    its answers): a plain HTTP error, or the upgrade and the live stream."""
     hub = endpoint.hub
-    if not endpoint.authorize(head.headers, head.query):
-        await _answer(stream, plain_response(401, "unauthorized\n", cors=cors))
+    refused = refusal(
+        head, endpoint.authorize, configured=hub is not None, what="events", cors=cors
+    )
+    if refused is not None:
+        await answer(stream, refused)
         return
-    if hub is None:
-        await _answer(stream, plain_response(501, "events not configured\n", cors=cors))
-        return
+    assert hub is not None  # refusal() said so
     key = websocket_key(head)
-    if key is None:
-        logger.info("events websocket upgrade failed")
-        extra = b"Sec-WebSocket-Version: 13\r\n"
-        await _answer(stream, plain_response(400, "Bad Request\n", extra, cors))
-        return
+    assert key is not None  # refusal() said so
     request = parse_events_query(head.query)
     # Registration and the replay snapshot happen together, before any checkpoint: no event
     # can fall between the two.
@@ -88,13 +74,3 @@ async def serve_events_request(
         close_timeout=endpoint.close_timeout,
     )
     await connection.run(b"".join(opening), leftover)
-
-
-async def _answer(stream: trio.SocketStream, response: bytes) -> None:
-    try:
-        await stream.send_all(response)
-        await stream.send_eof()
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        await trio.aclose_forcefully(stream)

@@ -3,7 +3,9 @@
 hypercorn's ``TCPServer`` takes the stream as it is: it probes ``do_handshake`` (absent here, so
 it treats the connection as plain TCP), reads ``socket`` for the addresses, then calls
 ``receive_some``, ``send_all``, ``send_eof`` and ``aclose``. Those are all this wrapper has.
-Its writes go through the listener's ``WriteGuard`` (a stall timeout, and a cut at the end of
+When the connection is handed back to the listener (``_handover``), ``release`` makes hypercorn's
+closing of the stream a no-op: the socket has a new owner. Its writes go through the
+listener's ``WriteGuard`` (a stall timeout, and a cut at the end of
 the graceful shutdown), since hypercorn shields them from every cancellation of its own.
 """
 
@@ -19,6 +21,18 @@ class PrefixedStream(trio.abc.HalfCloseableStream):
         self._stream = stream
         self._prefix = prefix
         self._writes = writes
+        self._released = False
+
+    def release(self) -> bytes:
+        """Hand the socket over: later ``send_eof``/``aclose`` calls do nothing. Returns the
+        bytes of the prefix hypercorn has not read yet."""
+        self._released = True
+        rest, self._prefix = self._prefix, b""
+        return rest
+
+    @property
+    def released(self) -> bool:
+        return self._released
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -41,7 +55,13 @@ class PrefixedStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
+        if self._released:
+            await trio.lowlevel.checkpoint()
+            return
         await self._stream.send_eof()
 
     async def aclose(self) -> None:
+        if self._released:
+            await trio.lowlevel.checkpoint()
+            return
         await self._stream.aclose()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
-from loop_server.origin_policy import ANY_ORIGIN, header_lines
+from loop_server.origin_policy import ANY_ORIGIN, Headers, header_lines
 from loop_server.serving import _rfc6455
 
 
@@ -92,6 +92,11 @@ def parse_head(raw: bytes) -> RequestHead:
         raise HeadError(str(error)) from None
     if not isinstance(event, h11.Request):
         raise HeadError("incomplete request head")
+    return head_from_request(event)
+
+
+def head_from_request(event: h11.Request) -> RequestHead:
+    """The head of a request h11 has parsed (ours, or hypercorn's on a reused connection)."""
     target = event.target.decode("latin-1")
     path, _, query_string = target.partition("?")
     query: dict[str, str] = {}
@@ -130,25 +135,28 @@ def valid_websocket_key(key: bytes) -> bool:
         return False
 
 
-#: The CORS lines of an answer to a request without ``Origin`` (``loop_server.origin_policy``).
-ANY_ORIGIN_LINES = header_lines(ANY_ORIGIN)
+#: The headers of every plain answer on a WebSocket path, whoever gives it (the listener, or the
+#: ASGI fallback for methods other than GET), before the CORS headers the origin policy gave the
+#: request (``loop_server.origin_policy``).
+REFUSAL_HEADERS: Headers = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"x-content-type-options", b"nosniff"),
+)
+#: gorilla's refusal of a request that is not a valid upgrade says which version it speaks.
+VERSION_HEADER = (b"sec-websocket-version", b"13")
 
 
 def plain_response(
-    status: int, body: str, extra_headers: bytes = b"", cors: bytes = ANY_ORIGIN_LINES
+    status: int, body: str, extra_headers: Headers = (), *, cors: Headers = ANY_ORIGIN
 ) -> bytes:
-    """A complete ``http.Error``-style response (SPEC §1.5); the connection closes after it.
-    ``cors``: the CORS header lines the origin policy gave this request."""
+    """A complete ``http.Error``-style response (Go's ``http.Error``); the connection closes
+    after it. ``cors``: the CORS headers the origin policy gave this request."""
     payload = body.encode()
     phrase = http.HTTPStatus(status).phrase
     return (
         f"HTTP/1.1 {status} {phrase}\r\n".encode()
-        + b"Content-Type: text/plain; charset=utf-8\r\n"
-        + b"X-Content-Type-Options: nosniff\r\n"
-        + cors
-        + extra_headers
-        + f"Content-Length: {len(payload)}\r\n".encode()
-        + b"Connection: close\r\n\r\n"
+        + header_lines((*REFUSAL_HEADERS, *cors, *extra_headers))
+        + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
         + payload
     )
 

@@ -6,35 +6,41 @@ timeout) with one step added in front: the first bytes of each connection are lo
 ``GET /api/ws`` (or ``GET /api/ws/terminal``) is served here, straight on the socket, instead
 of through the ASGI layers that cost most of each delivery (DESIGN §4; for the terminal, a
 keystroke's echo: docs/terminal.md). Every other connection reaches hypercorn with the bytes
-already read put back in front, so it cannot tell the difference.
+already read put back in front, so it cannot tell the difference; if a later request on it is
+a ``GET`` of one of those paths, hypercorn hands the connection back (``_handover``), so every
+upgrade takes the same path whatever came before it on the connection.
+
+Connections are accepted in batches (every connection the kernel has queued, at each wake-up)
+from a listen queue as long as the kernel allows: a reconnect storm of thousands of clients at
+once is queued and served, not reset (docs/benchmarks.md, "Reconnect storm").
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 from typing import Any
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
-from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
-from loop_server.origin_policy import OriginPolicy
+from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
 from loop_server.serving._agent_socket import AgentSocketApp
-from loop_server.serving._asgi_fallback import EventsFallback
+from loop_server.serving._asgi_fallback import WebSocketFallback, WebSocketRoute
 from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
+from loop_server.serving._handover import Handover, HandoverServer
 from loop_server.serving._prefixed_stream import PrefixedStream
 from loop_server.serving._request_head import (
-    ANY_ORIGIN_LINES,
     HeadError,
+    RequestHead,
     Sniff,
     head_end,
     parse_head,
@@ -42,12 +48,19 @@ from loop_server.serving._request_head import (
     sniff_paths,
 )
 from loop_server.serving._terminal_endpoint import TerminalEndpoint, serve_terminal_request
-from loop_server.serving._terminal_fallback import TerminalFallback
 from loop_server.serving._write_guard import WriteGuard, cut_writes_at
 
 logger = logging.getLogger("loop_server.serving")
 
 _RECEIVE_SIZE = 65536
+#: The listen queue asked for; the kernel caps it at ``net.core.somaxconn`` (4096 on current
+#: Linux). hypercorn's default of 100 resets clients in a reconnect storm.
+LISTEN_BACKLOG = 65535
+# accept(2) errors that mean the system is out of a resource: wait a little and go on.
+_ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_ACCEPT_RETRY_DELAY = 0.1
+# Connections accepted before the accept loop lets the others run.
+_ACCEPT_BATCH = 1024
 
 
 async def serve(
@@ -73,18 +86,22 @@ async def serve(
     accepting, close event and terminal sockets with 1001, let hypercorn finish requests in
     flight within ``hyper_config.graceful_timeout`` (then cut the writes still stuck on clients
     that do not read), then run the ASGI lifespan shutdown. An HTTP write that makes no
-    progress for ``write_timeout`` seconds closes its connection. Both WebSocket paths (here
-    and the ASGI fallback) judge each upgrade by ``policy`` (None: the default rules); the rest
-    is ``asgi_app``'s to judge.
+    progress for ``write_timeout`` seconds closes its connection. Every request for a
+    WebSocket path (here, or the fallback's non-GET ones) is judged by ``policy`` (None: the
+    default rules); the rest is ``asgi_app``'s to judge.
     """
     policy = policy or OriginPolicy()
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
     hyper_config.set_statsd_logger_class(StatsdLogger)
-    # Requests for the events path that reach hypercorn anyway (a reused keep-alive
-    # connection) are answered by the fallback; everything else goes to ``asgi_app``.
-    inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal, policy)
-    fallback: Any = EventsFallback(inner, events, policy)
+    # Methods other than GET on the WebSocket paths reach hypercorn: the fallback answers them
+    # (HEAD like GET, others 405); everything else goes to ``asgi_app``.
+    routes = {events.path: WebSocketRoute(events.authorize, events.hub is not None, "events")}
+    if terminal is not None:
+        routes[terminal.path] = WebSocketRoute(
+            terminal.authorize, terminal.services is not None, "terminal"
+        )
+    fallback: Any = WebSocketFallback(asgi_app, routes, policy)
     app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
     agent_app = wrap_app(AgentSocketApp(asgi_app), hyper_config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
@@ -97,13 +114,12 @@ async def serve(
         await lifespan.wait_for_startup()
 
         async with trio.open_nursery() as server_nursery:
-            listeners: list[trio.SocketListener] = []
-            agent_listeners: list[trio.SocketListener] = []
+            listeners: list[socket.socket] = []
             binds: list[str] = []
             for sock in [*sockets, *agent_sockets]:
-                sock.listen(hyper_config.backlog)
-                listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-                (listeners if sock in sockets else agent_listeners).append(listener)
+                sock.listen(max(hyper_config.backlog, LISTEN_BACKLOG))
+                sock.setblocking(False)
+                listeners.append(sock)
                 bind = repr_socket_addr(sock.family, sock.getsockname())
                 binds.append(f"http://{bind}")
                 await hyper_config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
@@ -132,19 +148,16 @@ async def serve(
 
                     accept_nursery.start_soon(stop_after, shutdown_trigger)
                     accept_nursery.start_soon(stop_after, context.terminate.wait)
-                    for router, served_by in zip(
-                        routers, (listeners, agent_listeners), strict=True
-                    ):
-                        if served_by:
-                            accept_nursery.start_soon(
-                                partial(trio.serve_listeners, handler_nursery=server_nursery),
-                                router.handle,
-                                served_by,
-                            )
+                    for listener in listeners:
+                        router = routers[listener not in sockets]
+                        accept_nursery.start_soon(
+                            _accept_connections, listener, router.handle, server_nursery
+                        )
             finally:
                 with trio.CancelScope(shield=True):
-                    for listener in [*listeners, *agent_listeners]:
-                        await listener.aclose()
+                    for listener in listeners:
+                        trio.lowlevel.notify_closing(listener)
+                        listener.close()
                     # hypercorn's idle connections close on this; requests in flight finish.
                     await context.terminated.set()
                     if events.hub is not None:
@@ -186,14 +199,16 @@ class _Router:
         self._state = state
         self._events = events
         self._terminal = terminal
-        # Paths served on the socket; the index says which endpoint.
-        self._paths = [events.path.encode()]
-        if terminal is not None:
-            self._paths.append(terminal.path.encode())
+        # Paths served on the socket; the index says which endpoint. None on the agent
+        # socket: it serves the REST API only (its gateway refuses the WebSocket paths).
+        self._paths: list[bytes] = []
+        if not agent_socket:
+            self._paths.append(events.path.encode())
+            if terminal is not None:
+                self._paths.append(terminal.path.encode())
 
     async def handle(self, stream: trio.SocketStream) -> None:
         if self._agent_socket:
-            # No fast paths: the agent socket serves the REST API only.
             await self._serve_http(stream, b"")
             return
         events = self._events
@@ -224,46 +239,95 @@ class _Router:
         if verdict is Sniff.OTHER:
             await self._serve_http(stream, bytes(buffer))
         elif end >= 0:
-            await self._serve_on_socket(stream, which, bytes(buffer[:end]), bytes(buffer[end:]))
+            try:
+                head = parse_head(bytes(buffer[:end]))
+            except HeadError:
+                await _refuse(stream, 400, "Bad Request\n")
+                return
+            await self._upgrade(stream, which, head, bytes(buffer[end:]))
         else:
             # Nothing decisive within the head timeout.
             await trio.aclose_forcefully(stream)
 
-    async def _serve_http(self, stream: trio.SocketStream, head: bytes) -> None:
-        # TCPServer is annotated for SSL streams but handles plain ones (see PrefixedStream).
-        prefixed: Any = PrefixedStream(stream, head, self._writes)
-        server = TCPServer(self._app, self._config, self._context, self._state, prefixed)
-        await server.run()
-
-    async def _serve_on_socket(
-        self, stream: trio.SocketStream, which: int, raw: bytes, leftover: bytes
-    ) -> None:
+    async def _serve_http(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        prefixed = PrefixedStream(stream, prefix, self._writes)
+        server = HandoverServer(
+            self._app, self._config, self._context, self._state, paths=self._paths, stream=prefixed
+        )
+        handover: Handover | None = None
         try:
-            head = parse_head(raw)
-        except HeadError:
-            await _refuse(stream, 400, "Bad Request\n")
-            return
+            await server.run()
+        except* Handover as group:
+            # hypercorn has answered every earlier request: the connection is ours now.
+            caught = group.exceptions[0]
+            assert isinstance(caught, Handover)
+            handover = caught
+        if handover is not None:
+            await self._upgrade(stream, handover.which, handover.head, handover.leftover)
+
+    async def _upgrade(
+        self, stream: trio.SocketStream, which: int, head: RequestHead, leftover: bytes
+    ) -> None:
+        """Every request for a WebSocket path comes here, whatever came before it: the
+        origin policy first (a browser page of another origin, a rebinding ``Host``), then the
+        endpoint's own checks."""
         over_tcp = stream.socket.family in (socket.AF_INET, socket.AF_INET6)
         verdict = self._policy.judge(head.headers, over_tcp=over_tcp)
         if verdict.refusal is not None:
-            await _refuse(stream, 403, verdict.refusal + "\n", cors=b"")
+            await _refuse(stream, 403, verdict.refusal + "\n", cors=())
             return
-        cors = verdict.cors_lines
         kind = "events" if which == 0 else "terminal"
         try:
             if which == 0:
-                await serve_events_request(stream, self._events, head, leftover, cors)
+                await serve_events_request(stream, self._events, head, leftover, verdict.cors)
             else:
                 assert self._terminal is not None
-                await serve_terminal_request(stream, self._terminal, head, leftover, cors)
+                await serve_terminal_request(stream, self._terminal, head, leftover, verdict.cors)
         except Exception:
             # One connection's bug must not take the listener (and every other one) down.
             logger.exception("%s connection failed", kind)
             await trio.aclose_forcefully(stream)
 
 
+async def _accept_connections(
+    listener: socket.socket,
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    nursery: trio.Nursery,
+) -> None:
+    """Start ``handler`` for each connection on ``listener``, taking every connection the
+    kernel has queued at each wake-up: one task switch per burst rather than per connection,
+    so the listen queue empties as fast as a storm fills it."""
+    while True:
+        await trio.lowlevel.wait_readable(listener)
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _address = listener.accept()
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno in _ACCEPT_CAPACITY_ERRNOS:
+                    logger.error("accept failed (%s); retrying soon", errno.errorcode[err.errno])
+                    await trio.sleep(_ACCEPT_RETRY_DELAY)
+                    break
+                if err.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # that client gave up already
+                raise
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+            nursery.start_soon(_serve_connection, handler, stream)
+        await trio.lowlevel.checkpoint()
+
+
+async def _serve_connection(
+    handler: Callable[[trio.SocketStream], Awaitable[None]], stream: trio.SocketStream
+) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
 async def _refuse(
-    stream: trio.SocketStream, status: int, body: str, cors: bytes = ANY_ORIGIN_LINES
+    stream: trio.SocketStream, status: int, body: str, cors: Headers = ANY_ORIGIN
 ) -> None:
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await stream.send_all(plain_response(status, body, cors=cors))

@@ -1,45 +1,25 @@
 """``GET /api/ws/terminal`` from a complete request head to a running terminal connection.
 
 Served on the socket like ``/api/ws`` (docs/terminal.md says why): the listener hands over the
-connection once it has the head, and output frames go straight from the session's viewer to
-the socket.
+connection once it has the head, whether it was the connection's first request or not.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Protocol
-
 import trio
 
+from loop_server import websocket_close
+from loop_server.origin_policy import ANY_ORIGIN, Headers
 from loop_server.protocols import (
     ContainerFinder,
     ContainerStopper,
     InteractiveCmdBuilder,
     TerminalManager,
 )
-from loop_server.serving._events_endpoint import Authorize, _answer
-from loop_server.serving._request_head import (
-    ANY_ORIGIN_LINES,
-    RequestHead,
-    plain_response,
-    switching_protocols,
-    websocket_key,
-)
+from loop_server.serving._request_head import RequestHead, switching_protocols, websocket_key
 from loop_server.serving._terminal_socket import TerminalSocket
+from loop_server.serving._upgrade import Authorize, answer, refusal
 from loop_server.terminal import ChannelGetter, TerminalServices
-
-logger = logging.getLogger("loop_server.serving")
-
-CLOSE_GOING_AWAY = 1001
-
-
-class TerminalTransport(Protocol):
-    """A terminal connection as the endpoint tracks it (the listener's or the ASGI one)."""
-
-    def begin_close(self, code: int, reason: str) -> None: ...
-
-    async def run(self, opening: bytes, leftover: bytes) -> None: ...
 
 
 class TerminalEndpoint:
@@ -74,27 +54,29 @@ class TerminalEndpoint:
         self.max_message_size = max_message_size
         #: How long a closing handshake may take before the socket is dropped.
         self.close_timeout = close_timeout
-        self._sockets: set[TerminalTransport] = set()
+        self._sockets: set[TerminalSocket] = set()
         self._shutting_down = False
 
     @property
     def connections(self) -> int:
         return len(self._sockets)
 
-    def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
+    def close_all(
+        self,
+        code: int = websocket_close.GOING_AWAY,
+        reason: str = websocket_close.SHUTDOWN_REASON,
+    ) -> None:
         """Close every terminal WebSocket (shutdown), and any that is still being opened.
         The sessions themselves belong to the manager."""
         self._shutting_down = True
         for socket in list(self._sockets):
             socket.begin_close(code, reason)
 
-    async def serve_socket(
-        self, socket: TerminalTransport, opening: bytes, leftover: bytes
-    ) -> None:
+    async def serve_socket(self, socket: TerminalSocket, opening: bytes, leftover: bytes) -> None:
         self._sockets.add(socket)
         try:
             if self._shutting_down:
-                socket.begin_close(CLOSE_GOING_AWAY, "server shutting down")
+                socket.begin_close(websocket_close.GOING_AWAY, websocket_close.SHUTDOWN_REASON)
             await socket.run(opening, leftover)
         finally:
             self._sockets.discard(socket)
@@ -105,23 +87,20 @@ async def serve_terminal_request(
     endpoint: TerminalEndpoint,
     head: RequestHead,
     leftover: bytes,
-    cors: bytes = ANY_ORIGIN_LINES,
+    cors: Headers = ANY_ORIGIN,
 ) -> None:
-    """Answer a terminal request (the origin policy allowed it, with ``cors`` for its answers):
-    a plain HTTP error, or the upgrade and the connection."""
-    if not endpoint.authorize(head.headers, head.query):
-        await _answer(stream, plain_response(401, "unauthorized\n", cors=cors))
-        return
+    """Answer a terminal request (the origin policy allowed it, with ``cors`` for
+    its answers): a plain HTTP error, or the upgrade and the connection."""
     services = endpoint.services
-    if services is None:
-        await _answer(stream, plain_response(501, "terminal not configured\n", cors=cors))
+    refused = refusal(
+        head, endpoint.authorize, configured=services is not None, what="terminal", cors=cors
+    )
+    if refused is not None:
+        await answer(stream, refused)
         return
+    assert services is not None  # refusal() said so
     key = websocket_key(head)
-    if key is None:
-        logger.info("terminal websocket upgrade failed")
-        extra = b"Sec-WebSocket-Version: 13\r\n"
-        await _answer(stream, plain_response(400, "Bad Request\n", extra, cors))
-        return
+    assert key is not None  # refusal() said so
     socket = TerminalSocket(
         stream,
         services,

@@ -17,6 +17,7 @@ task is needed, so ``Database`` keeps its plain ``open``/``close`` life cycle.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ class WriteJob:
     state: str = QUEUED
     result: Any = None
     error: BaseException | None = None
+    # Set when this job's writer may return. Trio resumes tasks woken together in no set order,
+    # so a batch's writers would otherwise act on their results (publish an event, answer)
+    # in any order; each one lets the next resume only as it returns, so what they do next
+    # happens in the order their writes were submitted and committed.
+    turn: trio.Event = field(default_factory=trio.Event)
+    next: WriteJob | None = None
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -128,6 +135,17 @@ class GroupCommitter:
         job = WriteJob(fn)
         self.queue.append(job)
         try:
+            await self._until_done(job)
+        finally:
+            if job.state == DONE:  # part of a batch, whatever happened: return in its order
+                with trio.CancelScope(shield=True):
+                    await job.turn.wait()
+                if job.next is not None:
+                    job.next.turn.set()
+        return job.outcome()
+
+    async def _until_done(self, job: WriteJob) -> None:
+        try:
             while job.state != DONE:
                 if self.committing:
                     await self._batch_done.wait()
@@ -142,7 +160,6 @@ class GroupCommitter:
             with trio.CancelScope(shield=True):
                 while job.state != DONE:
                     await self._batch_done.wait()
-        return job.outcome()
 
     async def commit_queued(self) -> None:
         """Commit everything queued now (no-op when empty); caller checks ``committing``."""
@@ -150,6 +167,8 @@ class GroupCommitter:
             return
         batch, self.queue = self.queue, []
         self.committing = True
+        for job, after in itertools.pairwise(batch):
+            job.next = after
         for job in batch:
             job.state = RUNNING
         try:
@@ -172,6 +191,7 @@ class GroupCommitter:
                 self.counters.largest_batch = max(self.counters.largest_batch, len(batch))
             for job in batch:
                 job.state = DONE
+            batch[0].turn.set()
             self.committing = False
             done, self._batch_done = self._batch_done, trio.Event()
             done.set()

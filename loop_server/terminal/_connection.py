@@ -30,7 +30,6 @@ from loop_server.protocols import (
 from loop_server.store.models import Channel
 from loop_server.terminal import _wire
 from loop_server.terminal._manager import TerminalError
-from loop_server.terminal._viewer import Viewer
 from loop_server.terminal._wire import ControlMessage, InvalidMessage
 
 log = logging.getLogger("loop_server.terminal")
@@ -57,11 +56,6 @@ class TerminalSink(Protocol):
     async def send_output(self, payload: bytes) -> None:
         """Live output: binary frames of at most ``MAX_OUTPUT_FRAME`` bytes each, written
         together (clients often refuse messages over 1 MiB; a batch may be that big)."""
-        ...
-
-    def write_output_now(self, payload: bytes) -> bool:
-        """Live output written at once, without waiting; False when that is not possible now
-        (then it comes through ``send_output``). Sinks without the means return False."""
         ...
 
 
@@ -312,9 +306,8 @@ class TerminalConnection:
         self._nursery.start_soon(self._stream, current, name=f"terminal stream {session_id}")
 
     async def _stream(self, current: _Current) -> None:
-        viewer = current.viewer
-        if isinstance(viewer, Viewer):
-            viewer.set_direct_writer(self._sink.write_output_now)
+        # This task is the only one that writes the session's output to this connection: the
+        # session's pump only queues it in the viewer (no socket write outside its owner).
         try:
             while True:
                 try:
@@ -324,8 +317,6 @@ class TerminalConnection:
                 await self._sink.send_output(output)
             await self._sink.send_text(_wire.CLOSED)
         finally:
-            if isinstance(viewer, Viewer):
-                viewer.set_direct_writer(None)
             current.streamed.set()
 
     async def _error(self, message: str, error_code: str) -> None:

@@ -4,27 +4,19 @@ The session's pump pushes every chunk to every viewer without waiting. A viewer 
 falls behind loses its *oldest* queued chunks once its queue is over its bounds, so neither the
 pump nor any other viewer ever waits for it; the ring buffer still has everything recent.
 
-A viewer may also have a *direct writer*: when nothing is queued and its reader is parked
-waiting, a small chunk is offered to the writer first, which puts it on the client's socket at
-once if the socket takes it without waiting. A keystroke's echo then reaches the client with no
-task switch in between. Bulk output (big chunks) still goes through the queue, where the
-reader takes whatever has piled up as one batch: fewer frames and system calls for the server
-and for the client when output floods (docs/terminal.md, "Performance").
+The pump never writes a socket: the connection's streaming task takes whatever has piled up as
+one batch (one frame and one system call however many reads the pump made meanwhile), in the
+connection's own nursery (docs/terminal.md, "Performance").
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
 
 import trio
 
 log = logging.getLogger("loop_server.terminal")
-
-#: Chunks up to this size may be written directly (echo, prompts, short redraws); a pty hands
-#: over bulk output in reads of about 4 KiB.
-DIRECT_WRITE_MAX = 1024
 
 
 class Viewer:
@@ -42,7 +34,6 @@ class Viewer:
         self.dropped_bytes = 0
         self.dropped_chunks = 0
         self._warned = False
-        self._direct: Callable[[bytes], bool] | None = None
 
     @property
     def closed(self) -> bool:
@@ -52,27 +43,11 @@ class Viewer:
     def queued_bytes(self) -> int:
         return self._size
 
-    def set_direct_writer(self, writer: Callable[[bytes], bool] | None) -> None:
-        """``writer(chunk)`` writes a chunk without waiting, or returns False when it cannot
-        now (the chunk is then queued)."""
-        self._direct = writer
-
     def push(self, chunk: bytes) -> None:
-        """Queue ``chunk``, or hand it to the direct writer; never blocks. Ignored once
-        closed."""
+        """Queue ``chunk``; never blocks. Ignored once closed."""
         if self._closed:
             return
         chunks = self._chunks
-        # Only when the reader is idle: with anything queued or being sent, writing this
-        # chunk now would overtake older output.
-        if (
-            self._direct is not None
-            and len(chunk) <= DIRECT_WRITE_MAX
-            and not chunks
-            and len(self._lot)
-            and self._direct(chunk)
-        ):
-            return
         chunks.append(chunk)
         self._size += len(chunk)
         while len(chunks) > 1 and (self._size > self._max_bytes or len(chunks) > self._max_chunks):

@@ -273,7 +273,7 @@ def test_superseded_entries_do_not_grow_the_queue_without_bound() -> None:
     for n in range(1000):
         # Alternate two streams so that neither is ever the newest entry when replaced.
         hub.broadcast_message_streaming("C1" if n % 2 else "C2", str(n))
-    assert len(subscription._queue) <= 2 * 2 + 2
+    assert subscription.queued == 2  # one slot per stream, however many were replaced
     assert seqs(subscription) == [999, 1000]
 
 
@@ -381,7 +381,7 @@ async def test_receive_batch_waits_for_events() -> None:
     assert received == [[1, 2]]
 
 
-async def test_wake_returns_an_empty_batch_and_close_ends_the_consumer() -> None:
+async def test_close_ends_a_waiting_consumer_and_drops_what_was_queued() -> None:
     hub = make_hub()
     subscription = hub.register()
     with trio.fail_after(5):
@@ -389,18 +389,33 @@ async def test_wake_returns_an_empty_batch_and_close_ends_the_consumer() -> None
 
             async def consume(task_status: trio.TaskStatus[None]) -> None:
                 task_status.started()
-                assert await subscription.receive_batch() == []
                 with pytest.raises(trio.EndOfChannel):
                     await subscription.receive_batch()
 
             await nursery.start(consume)
             await trio.testing.wait_all_tasks_blocked()
-            subscription.wake()
-            await trio.testing.wait_all_tasks_blocked()
             hub.unregister(subscription)
+    queued = hub.register()
+    hub.broadcast_agent_status("C1", "running")
+    assert queued.queued == 1
+    hub.unregister(queued)
+    assert queued.queued == 0
+    with pytest.raises(trio.EndOfChannel):
+        queued.receive_batch_nowait()
 
 
-async def test_receive_batch_is_cancellable_and_single_consumer() -> None:
+async def test_a_streaming_slot_the_writer_took_is_not_reused() -> None:
+    hub = make_hub()
+    subscription = hub.register()
+    hub.broadcast_message_streaming("C1", "a")
+    assert seqs(subscription) == [1]
+    # The writer has the first text: the next one is a new entry, not a silent replacement.
+    hub.broadcast_message_streaming("C1", "ab")
+    hub.broadcast_message_streaming("C1", "abc")
+    assert [e["data"] for e in take(subscription)] == [{"content": "abc"}]
+
+
+async def test_receive_batch_is_cancellable() -> None:
     hub = make_hub()
     subscription = hub.register()
     with trio.fail_after(5):
@@ -408,14 +423,10 @@ async def test_receive_batch_is_cancellable_and_single_consumer() -> None:
             nursery.start_soon(subscription.receive_batch)
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
-    # The cancelled wait left no waiter behind: a new one can wait and be woken.
+    # The cancelled wait lost nothing: the next event reaches the next wait.
+    hub.broadcast_agent_status("C1", "running")
     with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(subscription.receive_batch)
-            await trio.testing.wait_all_tasks_blocked()
-            with pytest.raises(trio.BusyResourceError):
-                await subscription.receive_batch()
-            hub.broadcast_agent_status("C1", "running")
+        assert [e.seq for e in await subscription.receive_batch()] == [1]
 
 
 async def test_wait_subscriber_count() -> None:
@@ -427,84 +438,3 @@ async def test_wait_subscriber_count() -> None:
             await trio.testing.wait_all_tasks_blocked()
             hub.unregister(subscription)
         await hub.wait_subscriber_count(0)
-
-
-async def test_direct_writer_gets_each_burst_in_one_call() -> None:
-    hub = make_hub()
-    subscription = hub.register()
-    batches: list[list[int]] = []
-    subscription.set_direct_writer(lambda events: batches.append([e.seq for e in events]))
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            # The consumer parks; the hub writes for it and it never needs to wake.
-            nursery.start_soon(subscription.receive_batch)
-            await trio.testing.wait_all_tasks_blocked()
-            for _ in range(3):
-                hub.broadcast_agent_status("C1", "running")
-            assert batches == []  # nothing is written before the publishing task yields
-            await trio.testing.wait_all_tasks_blocked()
-            assert batches == [[1, 2, 3]]
-            hub.broadcast_agent_status("C1", "running")
-            await trio.testing.wait_all_tasks_blocked()
-            assert batches == [[1, 2, 3], [4]]
-            assert subscription.queued == 0
-            nursery.cancel_scope.cancel()
-
-
-async def test_direct_writer_hands_leftovers_to_the_consumer() -> None:
-    hub = make_hub()
-    subscription = hub.register()
-    written: list[int] = []
-
-    def write_one_then_give_up(events: list[Event]) -> None:
-        written.append(events[0].seq)
-        subscription.wake()  # the rest goes to the consumer task, as a full socket would
-
-    subscription.set_direct_writer(write_one_then_give_up)
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-
-            async def consume() -> None:
-                assert await subscription.receive_batch() == []
-                # Not parked any more: later events are queued for the consumer itself.
-                batch = await subscription.receive_batch()
-                written.extend(event.seq for event in batch)
-
-            nursery.start_soon(consume)
-            await trio.testing.wait_all_tasks_blocked()
-            hub.broadcast_agent_status("C1", "running")
-            hub.broadcast_agent_status("C1", "running")
-            await trio.testing.wait_all_tasks_blocked()
-            hub.broadcast_agent_status("C1", "completed")
-    assert written == [1, 3]
-
-
-async def test_no_direct_write_for_a_closed_or_busy_consumer() -> None:
-    hub = make_hub()
-    subscription = hub.register()
-    calls: list[list[Event]] = []
-    subscription.set_direct_writer(calls.append)
-
-    async def until_closed() -> None:
-        with pytest.raises(trio.EndOfChannel):
-            await subscription.receive_batch()
-
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(until_closed)
-            await trio.testing.wait_all_tasks_blocked()
-            hub.broadcast_agent_status("C1", "running")
-            hub.unregister(subscription)
-            await trio.testing.wait_all_tasks_blocked()
-    assert calls == []
-    # Without a direct writer the consumer is simply woken.
-    other = hub.register()
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-
-            async def consume() -> None:
-                assert [e.seq for e in await other.receive_batch()] == [2]
-
-            nursery.start_soon(consume)
-            await trio.testing.wait_all_tasks_blocked()
-            hub.broadcast_agent_status("C1", "running")

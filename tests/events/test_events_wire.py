@@ -1,6 +1,7 @@
-"""The I/O-free layers of ``/api/ws``: WebSocket framing, the request head, the events query
-and client messages. No sockets here (see test_events_endpoint.py for the rules that apply to
-the tests with sockets).
+"""The I/O-free layers of ``/api/ws``: server framing, the request head, the events query and
+client messages. No sockets here (see test_events_endpoint.py for the rules that apply to the
+tests with sockets; client frames are parsed by wsproto, tested on both endpoints in
+tests/hardening/test_conformance.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ from loop_server.serving._request_head import (
     switching_protocols,
     websocket_key,
 )
-from tests.events.events_helpers import client_frame
-
-LIMIT = 1 << 20
 
 
 def test_accept_key_matches_rfc_example() -> None:
@@ -40,121 +38,6 @@ def test_text_frame_headers(size: int, header_size: int) -> None:
 def test_large_frame_uses_64_bit_length() -> None:
     frame = ws.text_frame(b"a" * 65536)
     assert frame[1] == 127 and struct.unpack("!Q", frame[2:10])[0] == 65536
-
-
-def test_close_frame() -> None:
-    assert ws.close_frame(4008, "slow consumer") == b"\x88\x0f\x0f\xa8slow consumer"
-    assert ws.close_frame(ws.CLOSE_NO_STATUS) == b"\x88\x00"
-    # The reason is cut to fit a control frame, never inside a UTF-8 sequence.
-    frame = ws.close_frame(1000, "é" * 100)
-    assert len(frame) <= 2 + 125
-    frame[4:].decode()
-
-
-def test_unmask_roundtrip() -> None:
-    payload = bytes(range(256)) * 3
-    frame = client_frame(ws.OP_BINARY, payload)
-    assert ws.unmask(frame[8:], frame[4:8]) == payload
-    assert ws.unmask(b"", b"abcd") == b""
-
-
-def test_parser_data_ping_pong_close_byte_by_byte() -> None:
-    parser = ws.FrameParser(LIMIT)
-    stream = (
-        client_frame(ws.OP_TEXT, b'{"type":"subscribe"}')
-        + client_frame(ws.OP_BINARY, b"\x00\x01")
-        + client_frame(ws.OP_PING, b"p")
-        + client_frame(ws.OP_PONG, b"")
-        + client_frame(ws.OP_CLOSE, struct.pack("!H", 1000) + b"bye")
-    )
-    events: list[ws.ClientEvent] = []
-    for byte in stream:
-        events.extend(parser.feed(bytes([byte])))
-    assert events == [
-        ws.DataMessage(b'{"type":"subscribe"}', True),
-        ws.DataMessage(b"\x00\x01", False),
-        ws.Ping(b"p"),
-        ws.Pong(b""),
-        ws.CloseReceived(1000, "bye"),
-    ]
-
-
-def test_parser_medium_and_large_lengths() -> None:
-    parser = ws.FrameParser(LIMIT)
-    medium, large = b"m" * 300, b"L" * 70000
-    events = parser.feed(client_frame(ws.OP_TEXT, medium) + client_frame(ws.OP_TEXT, large))
-    assert events == [ws.DataMessage(medium, True), ws.DataMessage(large, True)]
-
-
-def test_parser_fragments_with_interleaved_control() -> None:
-    parser = ws.FrameParser(LIMIT)
-    events = parser.feed(
-        client_frame(ws.OP_TEXT, b"ab", fin=False)
-        + client_frame(ws.OP_PING, b"")
-        + client_frame(ws.OP_CONTINUATION, b"cd", fin=False)
-        + client_frame(ws.OP_CONTINUATION, b"ef")
-    )
-    assert events == [ws.Ping(b""), ws.DataMessage(b"abcdef", True)]
-
-
-def test_parser_empty_close_means_no_status() -> None:
-    parser = ws.FrameParser(LIMIT)
-    assert parser.feed(client_frame(ws.OP_CLOSE, b"")) == [ws.CloseReceived(ws.CLOSE_NO_STATUS, "")]
-
-
-@pytest.mark.parametrize(
-    ("data", "code"),
-    [
-        (client_frame(ws.OP_TEXT, b"x", mask=False), 1002),
-        (bytes([0xC1, 0x80]) + b"\x00" * 4, 1002),  # RSV1 set: no extension was agreed
-        (client_frame(0x3, b""), 1002),  # reserved data opcode
-        (client_frame(0xB, b""), 1002),  # reserved control opcode
-        (client_frame(ws.OP_PING, b"x" * 126), 1002),
-        (client_frame(ws.OP_PING, b"", fin=False), 1002),
-        (client_frame(ws.OP_CONTINUATION, b"x"), 1002),
-        (
-            client_frame(ws.OP_TEXT, b"a", fin=False) + client_frame(ws.OP_TEXT, b"b"),
-            1002,
-        ),
-        (client_frame(ws.OP_CLOSE, b"\x03"), 1002),
-        (client_frame(ws.OP_CLOSE, struct.pack("!H", 1005)), 1002),
-        (client_frame(ws.OP_CLOSE, struct.pack("!H", 999)), 1002),
-        (client_frame(ws.OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),
-        (bytes([0x81, 0xFF]) + b"\x80" + b"\x00" * 7, 1002),  # 64-bit length with MSB set
-    ],
-)
-def test_parser_violations(data: bytes, code: int) -> None:
-    parser = ws.FrameParser(LIMIT)
-    events = parser.feed(data)
-    assert isinstance(events[-1], ws.Violation) and events[-1].code == code
-    # After a framing error nothing more is parsed.
-    assert parser.feed(client_frame(ws.OP_PING, b"")) == []
-
-
-def test_parser_oversized_message_is_skipped_and_parsing_goes_on() -> None:
-    parser = ws.FrameParser(100)
-    events = parser.feed(client_frame(ws.OP_TEXT, b"x" * 101)[:50])
-    assert events == [ws.Violation(ws.CLOSE_MESSAGE_TOO_BIG, "message too big")]
-    rest = client_frame(ws.OP_TEXT, b"x" * 101)[50:]
-    assert parser.feed(rest + client_frame(ws.OP_CLOSE, struct.pack("!H", 1009))) == [
-        ws.CloseReceived(1009, "")
-    ]
-
-
-def test_parser_limit_counts_all_fragments() -> None:
-    parser = ws.FrameParser(100)
-    events = parser.feed(
-        client_frame(ws.OP_TEXT, b"x" * 60, fin=False)
-        + client_frame(ws.OP_CONTINUATION, b"x" * 60, fin=False)
-        + client_frame(ws.OP_CONTINUATION, b"x" * 10)
-        + client_frame(ws.OP_TEXT, b"ok")
-    )
-    assert events[0] == ws.Violation(ws.CLOSE_MESSAGE_TOO_BIG, "message too big")
-    assert events[-1] == ws.DataMessage(b"ok", True)
-    # Exactly the limit is fine.
-    assert ws.FrameParser(100).feed(client_frame(ws.OP_TEXT, b"x" * 100)) == [
-        ws.DataMessage(b"x" * 100, True)
-    ]
 
 
 @pytest.mark.parametrize(

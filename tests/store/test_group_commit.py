@@ -185,3 +185,35 @@ async def test_concurrent_writes_each_get_their_own_result(store: Store, writers
     stats = store.db.statistics()
     assert stats.writes_committed == writers
     assert 1 <= stats.commits <= writers
+
+
+async def test_a_batch_s_writers_return_in_commit_order(store: Store) -> None:
+    """What a writer does right after its write (the services publish an event) happens in the
+    order the writes were stored, though Trio resumes tasks woken together in any order."""
+    returned: list[str] = []
+
+    async def write_and_note(channel_id: str) -> None:
+        returned.append(await store.db.write(_insert_channel(channel_id)))
+
+    for round_ in range(5):  # several batches: one lucky order is no proof
+        returned.clear()
+        parked = trio.Event()
+        release = threading.Event()
+
+        def parked_write(conn: sqlite3.Connection) -> None:
+            trio.from_thread.run_sync(parked.set)
+            if not release.wait(RELEASE_TIMEOUT):
+                raise TimeoutError("test never released the write")
+
+        with trio.fail_after(RELEASE_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.db.write, parked_write)
+                await parked.wait()
+                for i in range(30):
+                    nursery.start_soon(write_and_note, f"r{round_}-{i}")
+                await trio.testing.wait_all_tasks_blocked()
+                assert store.db.statistics().writes_waiting == 30
+                release.set()
+        stored = await store.db.read(_channel_ids)
+        assert len(returned) == 30
+        assert returned == [c for c in stored if c.startswith(f"r{round_}-")]

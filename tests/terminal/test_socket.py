@@ -1,6 +1,6 @@
-"""The terminal connection's byte-moving layer without Docker: direct writes of small output
-chunks, what happens when the socket does not take them whole, ordering against status
-messages; and the pump's coalescing of bulk output.
+"""The terminal connection's byte-moving layer without Docker: output that the socket does not
+take whole, ordering against status messages written by another task of the connection; and
+the pump's coalescing of output (it queues, it never writes a socket).
 
 Rules: loopback socket pairs only; every test has an absolute deadline; nothing sleeps to
 wait for a result (the peer reads until it has what it expects).
@@ -17,7 +17,6 @@ import trio.testing
 
 from loop_server.serving._terminal_socket import TerminalSocket
 from loop_server.terminal import TerminalServices, Viewer
-from loop_server.terminal._viewer import DIRECT_WRITE_MAX
 from tests.terminal.test_manager import FakeLauncher, start_manager
 
 DEADLINE = 10
@@ -57,38 +56,31 @@ async def test_direct_writes_stay_in_order_with_everything_else(nursery: trio.Nu
     nursery.start_soon(terminal.run, b"", b"")
     with trio.fail_after(DEADLINE):
         await trio.testing.wait_all_tasks_blocked()
-        big = bytes(range(256)) * 4096  # 1 MiB: the socket takes only part of it now
-        assert terminal.write_output_now(big) is True
-        assert terminal.write_output_now(b"later") is False  # the rest must go first
+        big = bytes(range(256)) * 4096  # 1 MiB: the socket takes only part of it at once
         received = bytearray()
 
         async def drain() -> None:
             while b"status" not in received:
                 received.extend(await peer.receive_some(1 << 16))
 
-        async with trio.open_nursery() as readers:
-            readers.start_soon(drain)
-            await terminal.send_text(b"status")
+        async with trio.open_nursery() as writers:
+            # Two tasks of the connection write at once: the output is not interleaved with
+            # the status message, and it comes first because it started first.
+            writers.start_soon(terminal.send_output, big)
+            await trio.testing.wait_all_tasks_blocked()
+            writers.start_soon(terminal.send_text, b"status")
+            writers.start_soon(drain)
         frames = read_frames(bytes(received))
         assert b"".join(p for op, p in frames if op == 0x2) == big
         assert frames[-1] == (0x1, b"status")
         assert all(len(p) <= 1 << 16 for _, p in frames)
-        assert terminal.write_output_now(b"echo") is True
+        await terminal.send_output(b"echo")
         assert read_frames(await peer.receive_some(100)) == [(0x2, b"echo")]
     await peer.aclose()
 
 
-async def test_a_viewer_writes_small_chunks_directly_only_when_idle() -> None:
-    written: list[bytes] = []
+async def test_a_viewer_only_queues_and_hands_over_everything_queued_at_once() -> None:
     viewer = Viewer("s", max_bytes=1 << 20, max_chunks=100)
-
-    def writer(chunk: bytes) -> bool:
-        written.append(chunk)
-        return True
-
-    viewer.set_direct_writer(writer)
-    viewer.push(b"nobody waits yet")  # the reader is not parked: queued
-    assert viewer.receive_output_nowait() == b"nobody waits yet"
     received: list[bytes] = []
 
     async def reader() -> None:
@@ -98,11 +90,12 @@ async def test_a_viewer_writes_small_chunks_directly_only_when_idle() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(reader)
             await trio.testing.wait_all_tasks_blocked()
-            viewer.push(b"x")  # idle: straight to the writer
-            viewer.push(b"y" * (DIRECT_WRITE_MAX + 1))  # bulk: through the queue
-            viewer.push(b"z")  # behind queued output: queued too
-    assert written == [b"x"]
-    assert received == [b"y" * (DIRECT_WRITE_MAX + 1) + b"z"]
+            # The pump pushes three reads while the connection's task is parked: they reach it
+            # as one batch (one frame, one write), written by that task, not by the pump.
+            viewer.push(b"x")
+            viewer.push(b"y" * 5000)
+            viewer.push(b"z")
+    assert received == [b"x" + b"y" * 5000 + b"z"]
 
 
 async def test_bulk_output_is_read_in_larger_pieces(
