@@ -200,7 +200,11 @@ async def test_a_batch_s_writers_return_in_commit_order(store: Store) -> None:
         parked = trio.Event()
         release = threading.Event()
 
-        def parked_write(conn: sqlite3.Connection) -> None:
+        def parked_write(
+            conn: sqlite3.Connection,
+            parked: trio.Event = parked,
+            release: threading.Event = release,
+        ) -> None:
             trio.from_thread.run_sync(parked.set)
             if not release.wait(RELEASE_TIMEOUT):
                 raise TimeoutError("test never released the write")
