@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +44,20 @@ class AgentTokens:
     """The live agent tokens, their files under ``directory`` and the index of both.
 
     Blocking file I/O: call the methods that write (``issue``, ``revoke``, ``load``) in a
-    thread; ``channel_of`` only reads memory."""
+    thread; ``channel_of`` and ``token_ids`` only read memory.
+
+    Thread-safe: concurrent runs issue and revoke from several worker threads at once (a
+    scheduled job and a chat run starting together). Writers hold ``_lock`` from reading the
+    registry to renaming the new index into place: two unserialised ``_save`` calls share one
+    temporary file, so one's rename finds it gone (``FileNotFoundError``, and the run fails
+    with "writing agent token") and one's additions can be lost. The registry is never changed
+    in place, only replaced, so readers on the Trio thread see a whole one without the lock.
+    """
 
     def __init__(self, directory: Path) -> None:
         self._dir = directory
         self._by_digest: dict[str, tuple[str, str]] = {}  # digest -> (token_id, channel_id)
+        self._lock = threading.Lock()
 
     @property
     def directory(self) -> Path:
@@ -66,15 +76,17 @@ class AgentTokens:
             entries = {}
         if not isinstance(entries, dict):
             entries = {}
-        self._by_digest = {
+        restored = {
             digest: (str(entry[0]), str(entry[1]))
             for digest, entry in entries.items()
             if isinstance(entry, list) and len(entry) == 2
         }
-        held = {token_id for token_id, _ in self._by_digest.values()} | {INDEX_FILE}
-        for path in self._dir.iterdir():
-            if path.name not in held and not path.name.startswith("."):
-                path.unlink(missing_ok=True)
+        with self._lock:
+            self._by_digest = restored
+            held = {token_id for token_id, _ in restored.values()} | {INDEX_FILE}
+            for path in self._dir.iterdir():
+                if path.name not in held and not path.name.startswith("."):
+                    path.unlink(missing_ok=True)
 
     def issue(self, channel_id: str) -> AgentToken:
         """A new token for a container of ``channel_id``, in a file only this server's user
@@ -83,24 +95,33 @@ class AgentTokens:
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         token_id = secrets.token_hex(8)
         path = self._dir / token_id
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-        try:
-            os.write(fd, token.encode("ascii"))
-        finally:
-            os.close(fd)
-        self._by_digest[_digest(token.encode("ascii"))] = (token_id, channel_id)
-        self._save()
+        with self._lock:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            try:
+                os.write(fd, token.encode("ascii"))
+            finally:
+                os.close(fd)
+            before = self._by_digest
+            self._by_digest = {**before, _digest(token.encode("ascii")): (token_id, channel_id)}
+            try:
+                self._save()
+            except BaseException:
+                # The caller gets an error and no token to revoke: leave nothing of it behind.
+                self._by_digest = before
+                path.unlink(missing_ok=True)
+                raise
         return AgentToken(token_id, channel_id, str(path))
 
     def revoke(self, token_id: str) -> None:
         """Forget the token (its calls get 401 from now on) and delete its file. Unknown ids
         are ignored: revoking twice is harmless."""
-        kept = {d: entry for d, entry in self._by_digest.items() if entry[0] != token_id}
-        if len(kept) != len(self._by_digest):
-            self._by_digest = kept
-            self._save()
-        if token_id and os.sep not in token_id and token_id not in (".", "..", INDEX_FILE):
-            (self._dir / token_id).unlink(missing_ok=True)
+        with self._lock:
+            kept = {d: entry for d, entry in self._by_digest.items() if entry[0] != token_id}
+            if len(kept) != len(self._by_digest):
+                self._by_digest = kept
+                self._save()
+            if token_id and os.sep not in token_id and token_id not in (".", "..", INDEX_FILE):
+                (self._dir / token_id).unlink(missing_ok=True)
 
     def channel_of(self, token: bytes) -> str | None:
         """The channel ``token`` is scoped to, or None for a token that is not (or no longer)
@@ -115,6 +136,7 @@ class AgentTokens:
         return TokenStatistics(live_tokens=len(self._by_digest))
 
     def _save(self) -> None:
+        """Write the registry to the index (the caller holds ``_lock``)."""
         # Written whole and renamed: a crash mid-write never leaves a torn index.
         entries = {digest: list(entry) for digest, entry in self._by_digest.items()}
         temporary = self._dir / f".{INDEX_FILE}.tmp"

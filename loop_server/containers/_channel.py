@@ -220,10 +220,13 @@ class ChannelContainers:
             return 0
         candidates = tokens.token_ids()
         client = await self._engine.client()
-        containers = await self._engine.call(
-            client.containers.list, all=True, filters={"label": TOKEN_LABEL}
+        # The list's own entries, not ``containers.list``: that inspects each container it
+        # lists, and the engine lists a container being created (an agent run starting as the
+        # server does) a moment before it can be inspected, so the prune failed with NotFound.
+        listed = await self._engine.call(
+            client.api.containers, all=True, filters={"label": TOKEN_LABEL}
         )
-        held = {c.labels.get(TOKEN_LABEL, "") for c in containers}
+        held = {(entry.get("Labels") or {}).get(TOKEN_LABEL, "") for entry in listed}
         gone = candidates - held
         for token_id in gone:
             await revoke_token(self._settings, token_id)

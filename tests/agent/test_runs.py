@@ -11,7 +11,7 @@ import trio
 
 from loop_server.agent import STOPPED_TEXT
 from loop_server.clock import SystemClock
-from loop_server.containers import DockerEngine
+from loop_server.containers import CHANNEL_LABEL, DockerEngine
 from loop_server.platform.local import LocalPlatform
 from loop_server.services.threads import ThreadService
 from tests.agent.conftest import Agents, channel_containers, new_channel
@@ -211,10 +211,16 @@ async def test_unusable_work_dir(agents: Agents, tmp_path) -> None:  # type: ign
 async def _running_container(
     agents: Agents, client: docker.DockerClient, channel: str
 ) -> docker.models.containers.Container:
+    # The engine filters on "running", not us: a container being created is listed (as
+    # "created") a moment before it can be inspected, and the SDK's ``list`` inspects every
+    # container it lists, so asking for all of them while the runner's create is under way
+    # raised NotFound for a container that was there (dockerd 20.10; the window widens under
+    # load). A running container is past that window.
+    filters = {"label": f"{CHANNEL_LABEL}={channel}", "status": "running"}
     with trio.fail_after(30):
         while True:
-            found = channel_containers(client, channel)
-            if found and found[0].status == "running":
+            found = await trio.to_thread.run_sync(lambda: client.containers.list(filters=filters))
+            if found:
                 return found[0]
             await trio.sleep(0.05)  # polls Docker, the thing outside our control
 

@@ -3,7 +3,9 @@ HTTP (httpx over the unix socket and over loopback TCP) against a real server.""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -253,6 +255,40 @@ def test_tokens_survive_a_restart_and_stray_files_go(tmp_path: Path) -> None:
     second.revoke(kept.token_id)
     second.revoke(kept.token_id)  # twice is harmless
     assert second.channel_of(secret) is None
+
+
+def test_tokens_issued_and_revoked_from_many_threads_at_once(tmp_path: Path) -> None:
+    """Runs that start together issue their tokens in worker threads at the same moment (the
+    signal-shutdown test's scheduled job and chat run). Unserialised, two saves of the index
+    raced on its one temporary file: one failed with FileNotFoundError ("writing agent token:
+    No such file or directory", so the run failed before its container was made) and the
+    index lost tokens. Every call must succeed, and memory, index and files must agree."""
+    directory = tmp_path / "agent-tokens"
+    tokens = AgentTokens(directory)
+    tokens.load()
+    threads, rounds = 8, 20
+    start = threading.Barrier(threads)
+
+    def churn(worker: int) -> set[str]:
+        start.wait(timeout=10)
+        kept = set()
+        for i in range(rounds):
+            issued = tokens.issue(f"chan-{worker}")
+            if i % 2:
+                tokens.revoke(issued.token_id)
+            else:
+                kept.add(issued.token_id)
+        return kept
+
+    with ThreadPoolExecutor(threads) as pool:
+        kept = set().union(*pool.map(churn, range(threads)))  # re-raises any thread's error
+    assert len(kept) == threads * rounds // 2
+    assert tokens.token_ids() == kept
+    files = {p.name for p in directory.iterdir() if not p.name.startswith(".")}
+    assert files == kept | {"index.json"}
+    reloaded = AgentTokens(directory)
+    reloaded.load()
+    assert reloaded.token_ids() == kept
 
 
 def test_an_unreadable_index_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
