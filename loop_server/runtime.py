@@ -253,7 +253,7 @@ async def _start_services(
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
     containers = ChannelContainers(engine, container_settings(config))
-    messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
+    messages = MessageService(store.messages, hub, clock=clock)
     orchestrator = Orchestrator(
         store,
         messages,

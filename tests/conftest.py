@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from loop_server.clock import Clock
 from loop_server.config import Config
 from loop_server.runtime import ServerHandle, run_server
 from loop_server.scheduler import TaskExecutor
+from loop_server.store.models import ChannelUpsert
 from tests.events.events_helpers import connect_ws
 
 TEST_IMAGE = "loop-test:latest"
@@ -133,3 +134,13 @@ async def create_channel(client: httpx.AsyncClient, name: str) -> str:
     response = await client.post("/api/channels/create", json={"name": name})
     assert response.status_code == 201, response.text
     return str(response.json()["channel_id"])
+
+
+async def add_channels(server: ServerHandle, *channel_ids: str) -> None:
+    """Store channels with these ids on the local platform (a message or a task needs an
+    existing channel; ids chosen by the test keep its assertions readable)."""
+    for channel_id in channel_ids:
+        await server.store.channels.upsert(
+            ChannelUpsert(channel_id=channel_id, name=channel_id, platform="local"),
+            datetime.now(UTC),
+        )

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from loop_server.bearer import CHALLENGE
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -104,7 +106,14 @@ async def send_text(
     send: Send, status: int, text: str, extra: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
     body = (text + "\n").encode("utf-8")
-    headers = [*TEXT_HEADERS, *CORS_HEADERS, *extra, (b"content-length", str(len(body)).encode())]
+    challenge = [CHALLENGE] if status == 401 else []
+    headers = [
+        *TEXT_HEADERS,
+        *CORS_HEADERS,
+        *challenge,
+        *extra,
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -206,7 +215,7 @@ class Gateway:
                     {
                         "type": "websocket.http.response.start",
                         "status": 401,
-                        "headers": list(TEXT_HEADERS),
+                        "headers": [*TEXT_HEADERS, CHALLENGE],
                     }
                 )
                 await send({"type": "websocket.http.response.body", "body": body})

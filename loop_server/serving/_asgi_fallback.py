@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import trio
 
+from loop_server.bearer import CHALLENGE
 from loop_server.events import EventsHub, Subscription, encode_hello, encode_replay_truncated
 from loop_server.serving._events_endpoint import EventsEndpoint
 from loop_server.serving._events_protocol import parse_events_query, parse_subscribe
@@ -130,7 +131,7 @@ class WebSocketFallback:
             if "websocket.http.response" in scope.get("extensions", {}):
                 payload = body.encode()
                 start = {"type": "websocket.http.response.start", "status": status}
-                await send({**start, "headers": _headers(payload, extra)})
+                await send({**start, "headers": _headers(status, payload, extra)})
                 await send({"type": "websocket.http.response.body", "body": payload})
             else:
                 await send({"type": "websocket.close", "code": 1008})
@@ -201,9 +202,15 @@ async def _writer(subscription: Subscription, send: Send) -> None:
 
 
 def _headers(
-    payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
 ) -> list[tuple[bytes, bytes]]:
-    return [*_TEXT_HEADERS, *(extra or ()), (b"content-length", str(len(payload)).encode())]
+    challenge = [CHALLENGE] if status == 401 else []
+    return [
+        *_TEXT_HEADERS,
+        *challenge,
+        *(extra or ()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
 
 
 async def _answer(
@@ -211,7 +218,7 @@ async def _answer(
 ) -> None:
     payload = body.encode()
     start = {"type": "http.response.start", "status": status}
-    await send({**start, "headers": _headers(payload, extra)})
+    await send({**start, "headers": _headers(status, payload, extra)})
     await send({"type": "http.response.body", "body": payload})
 
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
+from loop_server.bearer import CHALLENGE
 from loop_server.serving import _rfc6455
 
 
@@ -147,6 +148,7 @@ def plain_response(status: int, body: str, extra_headers: bytes = b"") -> bytes:
         + b"Content-Type: text/plain; charset=utf-8\r\n"
         + b"X-Content-Type-Options: nosniff\r\n"
         + _CORS_HEADERS
+        + (b"%s: %s\r\n" % CHALLENGE if status == 401 else b"")
         + extra_headers
         + f"Content-Length: {len(payload)}\r\n".encode()
         + b"Connection: close\r\n\r\n"

@@ -102,7 +102,7 @@ def make_agents_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
         store = await Store.open(tmp_path / f"loop-{secrets.token_hex(3)}.db")
         recorder = Recorder()
         clock = SystemClock()
-        messages = MessageService(store.messages, recorder, clock=clock, platform="local")
+        messages = MessageService(store.messages, recorder, clock=clock)
         containers = ContainerSettings(
             image=image,
             loop_dir=str(tmp_path),

@@ -23,6 +23,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
+from tests.conftest import create_channel
 from tests.events.events_helpers import connect_ws
 from tests.hardening._process import serve_args, serve_process, unreachable_docker
 
@@ -88,11 +89,12 @@ async def test_serves_readme_events_and_stops_on_sigterm(binary: Path, tmp_path:
                 assert got.status_code == 200
                 assert got.text == readme
 
-                async with connect_ws(server.port, "/api/ws?channels=c1") as ws:
+                channel = await create_channel(http, "c1")
+                async with connect_ws(server.port, f"/api/ws?channels={channel}") as ws:
                     # SQLite, the events fast path and the docker SDK, all from the bundle:
                     # the message is stored and broadcast, and its agent run fails cleanly.
                     posted = await http.post(
-                        "/api/messages", json={"channel_id": "c1", "content": "hi"}
+                        "/api/messages", json={"channel_id": channel, "content": "hi"}
                     )
                     assert posted.status_code == 204
                     created = json.loads(await ws.get_message())

@@ -32,7 +32,7 @@ from loop_server.api.app import create_quart_app
 from loop_server.config import ConfigError, load_config
 from loop_server.runtime import ServerHandle, run_server
 from tests.api._raw import raw_request
-from tests.conftest import make_config
+from tests.conftest import create_channel, make_config
 from tests.events.events_helpers import RawClient, client_frame
 from tests.hardening._process import CLI, server_env
 from tests.hardening._websocket import close_code_after, open_upgrade
@@ -337,8 +337,9 @@ async def test_the_body_limit_is_configurable(start_server: StartServer) -> None
     server = await start_server(max_body_bytes=1000)
     async with httpx.AsyncClient(base_url=server.url) as http:
         # 1000 bytes exactly are read (and found to be valid JSON); 1001 are not.
-        content = "x" * (1000 - len('{"channel_id":"c","content":""}'))
-        body = json.dumps({"channel_id": "c", "content": content}, separators=(",", ":"))
+        channel = await create_channel(http, "c")
+        content = "x" * (1000 - len('{"channel_id":"","content":""}') - len(channel))
+        body = json.dumps({"channel_id": channel, "content": content}, separators=(",", ":"))
         assert len(body) == 1000
         assert (await http.post("/api/messages", content=body)).status_code == 204
         over = await http.post("/api/messages", content=body + " ")

@@ -16,7 +16,6 @@ run polls the engine (an external process with no event to wait on) under a dead
 from __future__ import annotations
 
 import contextlib
-import secrets
 import signal
 import socket
 import sqlite3
@@ -34,7 +33,7 @@ from trio_websocket import ConnectionClosed
 
 from loop_server.containers import CHANNEL_LABEL
 from loop_server.runtime import ServerHandle, run_server
-from tests.conftest import STUB_CLAUDE, TEST_IMAGE, make_config
+from tests.conftest import STUB_CLAUDE, TEST_IMAGE, add_channels, create_channel, make_config
 from tests.docker.conftest import docker_client, loop_test_image
 from tests.events.events_helpers import (
     RawClient,
@@ -121,13 +120,14 @@ async def test_signal_shuts_down_gracefully(
         LOOP_CONTAINER_NETWORK="none",
         LOOP_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT),
     )
-    chat = "hang-chat-" + secrets.token_hex(4)
-    channels = [chat]
+    channels: list[str] = []  # their containers are removed afterwards, whatever happens
     with _removed_afterwards(docker_client, channels), trio.fail_after(120):
         async with (
             serve_process([*CLI, *serve_args(data_dir)], env) as server,
             httpx.AsyncClient(base_url=server.url, timeout=30) as http,
         ):
+            chat = await create_channel(http, "hang-chat")
+            channels.append(chat)
             task_channel, task_id = await _hanging_task(http)
             channels.append(task_channel)
             async with (
@@ -241,6 +241,7 @@ async def test_idle_keep_alive_connection_does_not_hold_shutdown(
 async def _post_big_history(server: Any, channel_id: str, messages: int = 16) -> None:
     """By default, enough history that one page (limit 200) is larger than both socket buffers
     together."""
+    await add_channels(server, channel_id)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         for _ in range(messages):
             posted = await http.post(
