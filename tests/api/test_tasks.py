@@ -240,3 +240,33 @@ async def test_create_refuses_nonsense_and_stores_nothing(
 async def test_a_once_time_now_or_later_is_accepted(client: httpx.AsyncClient) -> None:
     now = await _create(client, type="once", schedule="2026-03-01T10:00:30Z")
     assert (await client.get(f"/api/tasks/{now}")).json()["next_run_at"] == "2026-03-01T10:00:30Z"
+
+
+async def test_deleting_a_channel_deletes_its_tasks_and_its_threads_tasks(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    """A task outliving its channel would fail on every run (docs/decisions.md)."""
+    thread = await client.post("/api/threads", json={"channel_id": "c1", "name": "t"})
+    thread_id = thread.json()["thread_id"]
+    own = await _create(client)
+    in_thread = await _create(client, channel_id=thread_id)
+    elsewhere = await _create(client, channel_id="c2")
+    await server.store.runs.start(own, NOW)  # a run log, which goes with its task
+    assert (await client.delete("/api/channels/c1")).status_code == 204
+    for gone in (own, in_thread):
+        assert (await client.get(f"/api/tasks/{gone}")).status_code == 404
+        assert (await client.get(f"/api/tasks/{gone}/runs")).status_code == 404
+    assert (await client.get(f"/api/tasks/{elsewhere}")).status_code == 200
+    assert await server.store.tasks.due(datetime(2100, 1, 1, tzinfo=UTC)) == [
+        await server.store.tasks.get(elsewhere)
+    ]
+
+
+async def test_deleting_a_thread_deletes_its_tasks(client: httpx.AsyncClient) -> None:
+    thread = await client.post("/api/threads", json={"channel_id": "c1", "name": "t"})
+    thread_id = thread.json()["thread_id"]
+    in_thread = await _create(client, channel_id=thread_id)
+    parents = await _create(client)
+    assert (await client.delete(f"/api/threads/{thread_id}")).status_code == 204
+    assert (await client.get(f"/api/tasks/{in_thread}")).status_code == 404
+    assert (await client.get(f"/api/tasks/{parents}")).status_code == 200
