@@ -30,7 +30,13 @@ from loop_server.commands import (
     StoreChannelGrants,
 )
 from loop_server.config import Config
-from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
+from loop_server.containers import (
+    ChannelContainers,
+    ContainerSettings,
+    ContainerWatcher,
+    DockerEngine,
+    DockerExec,
+)
 from loop_server.events import EventsHub
 from loop_server.memory import (
     MemoryConfig,
@@ -253,6 +259,8 @@ async def _start_services(
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
     containers = ChannelContainers(engine, container_settings(config))
+    watcher = ContainerWatcher(engine, hub)
+    await root.start(watcher.run)
     messages = MessageService(store.messages, hub, clock=clock)
     orchestrator = Orchestrator(
         store,
@@ -264,9 +272,13 @@ async def _start_services(
         max_concurrent_runs=config.max_concurrent_runs,
     )
     await root.start(orchestrator.run)
-    tasks = TaskService(store, clock=clock)
+    tasks = TaskService(store, clock=clock, events=hub)
     scheduler = Scheduler(
-        store, executor or orchestrator, clock=clock, poll_interval=config.poll_interval
+        store,
+        executor or orchestrator,
+        clock=clock,
+        poll_interval=config.poll_interval,
+        events=hub,
     )
     tasks.attach_runner(scheduler.run_now)
     readme = load_readme()
@@ -280,7 +292,7 @@ async def _start_services(
         templates=commands_config.templates,
         permissions=commands_config.permissions,
     )
-    channel_lister = StoreChannelLister(store)
+    channel_lister = StoreChannelLister(store, events=hub)
     memory = None
     if memory_config.enabled:
         try:
@@ -297,9 +309,11 @@ async def _start_services(
         background=Background(root),
         readme=readme,
         channels=ChannelService(
-            store, platform, guild_id="", platform=config.platform, clock=clock
+            store, platform, guild_id="", platform=config.platform, clock=clock, events=hub
         ),
-        threads=ThreadService(store, platform, clock=clock, loop_dir=str(config.data_dir)),
+        threads=ThreadService(
+            store, platform, clock=clock, loop_dir=str(config.data_dir), events=hub
+        ),
         store=channel_lister,
         messages=messages,
         memory=memory,
@@ -325,6 +339,7 @@ async def _start_services(
         config=config,
         store=store,
         services={
+            "container_watcher": watcher,
             "app": create_app(deps, token=config.token),
             "events_endpoint": EventsEndpoint(
                 hub,

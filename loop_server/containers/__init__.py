@@ -12,6 +12,7 @@ from loop_server.containers._labels import (
     ROLE_LABEL,
     SHELL_ROLE,
 )
+from loop_server.containers._watcher import ContainerWatcher
 
 __all__ = [
     "APP_LABEL",
@@ -21,6 +22,7 @@ __all__ = [
     "SHELL_ROLE",
     "ChannelContainers",
     "ContainerSettings",
+    "ContainerWatcher",
     "DockerEngine",
     "DockerExec",
     "EngineError",

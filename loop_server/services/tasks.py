@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from loop_server.clock import Clock
-from loop_server.protocols import TaskEdit
+from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
+from loop_server.protocols import GlobalEventBroadcaster, TaskEdit
 from loop_server.scheduling import ScheduleError, next_run
 from loop_server.services.errors import Invalid, NotFound, ServiceError, TaskNotFound
 from loop_server.store import Store
@@ -43,9 +44,12 @@ class TaskService:
     """Satisfies ``TaskScheduler``. Running a task now is the running scheduler's job; it is
     attached with ``attach_runner`` once the scheduler exists."""
 
-    def __init__(self, store: Store, *, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, *, clock: Clock, events: GlobalEventBroadcaster | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._events = events
         self._runner: Callable[[int], Awaitable[int]] | None = None
 
     def attach_runner(self, run_now: Callable[[int], Awaitable[int]]) -> None:
@@ -69,7 +73,7 @@ class TaskService:
         when = first_run(task_type, schedule, now)  # raises ScheduleError: nothing stored
         if await self._store.channels.get(channel_id) is None:
             raise NotFound(CHANNEL_NOT_FOUND)
-        return await self._store.tasks.create(
+        task_id = await self._store.tasks.create(
             NewTask(
                 channel_id=channel_id,
                 schedule=schedule,
@@ -82,6 +86,8 @@ class TaskService:
                 auto_delete_sec=auto_delete_sec,
             )
         )
+        self._publish(TASK_CREATED, task_id, channel_id)
+        return task_id
 
     async def list_tasks(self, channel_id: str) -> list[Task]:
         return await self._store.tasks.list_by_channel(channel_id, self._clock.now())
@@ -92,9 +98,11 @@ class TaskService:
     async def remove_task(self, task_id: int) -> None:
         """Delete a task and its run log; ``TaskNotFound`` when there is none (a second delete
         is a 404, as a ``GET`` of it is)."""
-        if await self._store.tasks.get(task_id) is None:
+        task = await self._store.tasks.get(task_id)
+        if task is None:
             raise TaskNotFound(task_id)
-        await self._store.tasks.delete(task_id)
+        if await self._store.tasks.delete(task_id):
+            self._publish(TASK_DELETED, task_id, task.channel_id)
 
     async def update_task(self, task_id: int, enabled: bool | None, edit: TaskEdit) -> None:
         now = self._clock.now()
@@ -108,6 +116,7 @@ class TaskService:
         if edit.is_empty():
             if enabled is not None:
                 await self._store.tasks.set_enabled(task_id, enabled, now)
+                self._publish(TASK_UPDATED, task_id, task.channel_id)
             return
         schedule = task.schedule if edit.schedule is None else edit.schedule
         task_type = task.type if edit.type is None else edit.type
@@ -124,6 +133,11 @@ class TaskService:
             enabled=enabled,
             now=now,
         )
+        self._publish(TASK_UPDATED, task_id, task.channel_id)
+
+    def _publish(self, event_type: str, task_id: int, channel_id: str) -> None:
+        if self._events is not None:
+            self._events.broadcast_task_event(event_type, task_id, channel_id)
 
     async def list_runs(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]:
         if await self._store.tasks.get(task_id) is None:
