@@ -18,7 +18,7 @@ import trio
 from hypercorn.config import Config as HyperConfig
 
 from loop_server import __version__
-from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
+from loop_server.agent import AgentRunner, AgentSettings, Orchestrator, TaskThreads
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
@@ -262,6 +262,10 @@ async def _start_services(
     watcher = ContainerWatcher(engine, hub)
     await root.start(watcher.run)
     messages = MessageService(store.messages, hub, clock=clock)
+    platform = LocalPlatform()
+    threads = ThreadService(store, platform, clock=clock, loop_dir=str(config.data_dir), events=hub)
+    task_threads = TaskThreads(threads)
+    await root.start(task_threads.run)
     orchestrator = Orchestrator(
         store,
         messages,
@@ -270,6 +274,7 @@ async def _start_services(
         clock=clock,
         loop_dir=str(config.data_dir),
         max_concurrent_runs=config.max_concurrent_runs,
+        task_threads=task_threads,
     )
     await root.start(orchestrator.run)
     tasks = TaskService(store, clock=clock, events=hub)
@@ -303,7 +308,6 @@ async def _start_services(
             log.error("memory disabled: %s", err)
     terminals = SessionManager(DockerExec(engine), idle_timeout=config.terminal_idle_timeout)
     await root.start(terminals.run)
-    platform = LocalPlatform()
     deps = ApiDeps(
         scheduler=tasks,
         background=Background(root),
@@ -311,9 +315,7 @@ async def _start_services(
         channels=ChannelService(
             store, platform, guild_id="", platform=config.platform, clock=clock, events=hub
         ),
-        threads=ThreadService(
-            store, platform, clock=clock, loop_dir=str(config.data_dir), events=hub
-        ),
+        threads=threads,
         store=channel_lister,
         messages=messages,
         memory=memory,

@@ -27,6 +27,7 @@ from loop_server.agent._runner import (
     RunRequest,
     SessionNotFound,
 )
+from loop_server.agent._task_threads import EPHEMERAL_INSTRUCTION, TaskThreads, strip_ephemeral
 from loop_server.clock import Clock
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.messages import MessageService
@@ -47,6 +48,11 @@ class _Job:
     done: trio.Event = field(default_factory=trio.Event)
     response: str = ""
     error: str = ""
+    ephemeral: bool = False  # a scheduled run's answer said [EPHEMERAL]
+
+    @property
+    def may_be_ephemeral(self) -> bool:
+        return self.task is not None and self.task.auto_delete_sec > 0
 
 
 class Orchestrator:
@@ -60,6 +66,7 @@ class Orchestrator:
         clock: Clock,
         loop_dir: str,
         max_concurrent_runs: int = 4,
+        task_threads: TaskThreads | None = None,
     ) -> None:
         self._store = store
         self._messages = messages
@@ -67,6 +74,7 @@ class Orchestrator:
         self._broadcaster = broadcaster
         self._clock = clock
         self._loop_dir = loop_dir
+        self._task_threads = task_threads  # None: scheduled runs answer in the channel
         self._limiter = trio.CapacityLimiter(max_concurrent_runs)
         self._queues: dict[str, collections.deque[_Job]] = {}
         self._running: dict[str, trio.CancelScope] = {}
@@ -93,7 +101,9 @@ class Orchestrator:
     # -- TaskExecutor (the scheduler's) ---------------------------------------------------
 
     async def execute(self, task: Task) -> str:
-        job = _Job(task.channel_id, task=task)
+        """Run the task's prompt; it answers in a thread of its own (🧵, ``_task_threads``)."""
+        thread_id = await self._task_threads.open(task) if self._task_threads else ""
+        job = _Job(thread_id or task.channel_id, task=task)
         self._enqueue(job)
         await job.done.wait()
         if job.error:
@@ -163,9 +173,14 @@ class Orchestrator:
             if scope.cancelled_caught:
                 await self._stopped(job)
                 return
-            text = outcome.text or "(the agent returned no text)"
+            answer = outcome.text
+            if job.may_be_ephemeral:
+                answer, job.ephemeral = strip_ephemeral(answer)
+            text = answer or "(the agent returned no text)"
             await self._messages.post_message(channel_id, text)
-            job.response = outcome.text
+            job.response = answer
+            if job.ephemeral:
+                await self._expire_thread(job)
             self._status(channel_id, "completed")
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
@@ -185,6 +200,7 @@ class Orchestrator:
         if channel is None:
             raise AgentError(f"channel {job.channel_id} not found")
         work_dir = channel.work_dir(self._loop_dir)
+        system_prompt = EPHEMERAL_INSTRUCTION if job.may_be_ephemeral else ""
         if job.task is not None:
             # Scheduled runs start fresh: they must not fork or advance the chat's session.
             session, prompt = SessionChoice(), job.task.prompt
@@ -198,11 +214,14 @@ class Orchestrator:
             prompt = await self._chat_prompt(job.channel_id, job.message, session)
 
         def on_turn(text: str) -> None:
+            if job.may_be_ephemeral:
+                text, _ = strip_ephemeral(text)
             self._streaming(job.channel_id, text)
 
         try:
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, session), on_turn=on_turn
+                RunRequest(job.channel_id, work_dir, prompt, session, system_prompt),
+                on_turn=on_turn,
             )
         except SessionNotFound as err:
             # The stored session is gone for good; failing every later message of the channel
@@ -218,13 +237,22 @@ class Orchestrator:
             session = SessionChoice()
             prompt = await self._chat_prompt(job.channel_id, job.message, session)
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, session), on_turn=on_turn
+                RunRequest(job.channel_id, work_dir, prompt, session, system_prompt),
+                on_turn=on_turn,
             )
         if job.task is None and outcome.session_id:
             await self._store.channels.set_session_id(
                 job.channel_id, outcome.session_id, self._clock.now()
             )
         return outcome
+
+    async def _expire_thread(self, job: _Job) -> None:
+        """An ephemeral answer's thread turns 💨 before the run is reported completed, so a
+        client that lists channels on ``completed`` sees the new name."""
+        task = job.task
+        if task is None or self._task_threads is None or job.channel_id == task.channel_id:
+            return  # no thread of its own (it could not be made): nothing to expire
+        await self._task_threads.expire(job.channel_id, task)
 
     async def _chat_prompt(self, channel_id: str, message: Message, session: SessionChoice) -> str:
         """With a session, only the new message; without, the recent history too (A.5 step 4)."""

@@ -47,6 +47,7 @@ class RunRequest:
     work_dir: str
     prompt: str
     session: SessionChoice
+    system_prompt: str = ""  # appended to the configured one, for this run only
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,9 @@ class AgentRunner:
             prompt=request.prompt,
             session=request.session,
             model=self._settings.model,
-            system_prompt=self._settings.system_prompt,
+            system_prompt="\n".join(
+                part for part in (self._settings.system_prompt, request.system_prompt) if part
+            ),
         )
         kwargs = self._containers.create_kwargs(request.channel_id, request.work_dir)
         try:

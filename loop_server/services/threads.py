@@ -75,6 +75,25 @@ class ThreadService:
             self._events.broadcast_channel_created(parent.channel_id, thread_id)
         return thread_id
 
+    async def rename_thread(self, thread_id: str, name: str) -> None:
+        thread = await self._get(thread_id, "looking up thread")
+        if thread is None:
+            raise NotFound(f"thread {thread_id} not found")
+        if not thread.is_thread:
+            raise Invalid(f"channel {thread_id} is not a thread")
+        row = ChannelUpsert(
+            channel_id=thread.channel_id,
+            guild_id=thread.guild_id,
+            name=name,
+            dir_path=thread.dir_path,
+            parent_id=thread.parent_id,
+            active=thread.active,
+        )
+        try:
+            await self._store.channels.upsert(row, self._clock.now())
+        except Exception as err:
+            raise ServiceError(f"renaming thread: {err}") from err
+
     async def delete_thread(self, thread_id: str) -> None:
         thread = await self._get(thread_id, "looking up thread")
         if thread is None:

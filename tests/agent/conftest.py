@@ -22,7 +22,7 @@ from loop_server.clock import SystemClock
 from loop_server.containers import CHANNEL_LABEL, ContainerSettings, DockerEngine
 from loop_server.services.messages import MessageService
 from loop_server.store import Store
-from loop_server.store.models import Message
+from loop_server.store.models import ChannelUpsert, Message
 from tests.conftest import STUB_CLAUDE, TEST_IMAGE
 from tests.docker.conftest import docker_client, loop_test_image
 
@@ -81,6 +81,15 @@ class Agents:
 
     async def history(self, channel_id: str) -> list[Message]:
         return await self.store.messages.recent(channel_id, 200)
+
+    async def new_channel(self) -> str:
+        """A stored channel of the local platform (a message needs an existing channel)."""
+        channel_id = new_channel()
+        await self.store.channels.upsert(
+            ChannelUpsert(channel_id=channel_id, name=channel_id, platform="local"),
+            SystemClock().now(),
+        )
+        return channel_id
 
 
 def new_channel() -> str:
