@@ -119,8 +119,9 @@ async def test_an_ephemeral_answer_expires_and_a_meaningful_one_stays(
     # The stub echoes its command line: the instruction is passed as a system prompt.
     echo_task, _, _ = await run("STUB:ECHO_ARGS report")
     [echoed] = (await client.get(f"/api/tasks/{echo_task}/runs")).json()["runs"]
-    assert "--append-system-prompt If you have nothing meaningful to report, start your" in (
-        echoed["response_text"]
+    assert (
+        "--append-system-prompt If you have nothing meaningful to report, start your"
+        in (echoed["response_text"])
     )
     kept_task, kept, _ = await run("report")
     assert await _bot_messages(client, kept) == ["Done: report"]
