@@ -30,6 +30,11 @@ from loop_server.scheduler import TaskExecutor
 from loop_server.store.models import ChannelUpsert
 from tests.events.events_helpers import connect_ws
 
+# The Docker fixtures, registered once for every test module.
+pytest_plugins = ["tests.docker.fixtures"]
+#: Asking for one of these (directly or through another fixture) makes a test a Docker test.
+DOCKER_FIXTURES = frozenset({"docker_client", "loop_test_image", "docker_containers"})
+
 TEST_IMAGE = "loop-test:latest"
 STUB_CLAUDE = "/usr/local/bin/claude"
 
@@ -144,3 +149,11 @@ async def add_channels(server: ServerHandle, *channel_ids: str) -> None:
             ChannelUpsert(channel_id=channel_id, name=channel_id, platform="local"),
             datetime.now(UTC),
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs Docker (it asks for a Docker fixture, directly or through another
+    fixture) is marked ``docker``, so ``-m "not docker"`` is an honest fast loop."""
+    for item in items:
+        if DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)

@@ -24,9 +24,6 @@ from loop_server.services.messages import MessageService
 from loop_server.store import Store
 from loop_server.store.models import ChannelUpsert, Message
 from tests.conftest import STUB_CLAUDE, TEST_IMAGE
-from tests.docker.conftest import docker_client, loop_test_image
-
-__all__ = ["docker_client", "loop_test_image"]
 
 
 @dataclass

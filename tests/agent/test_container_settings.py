@@ -25,11 +25,8 @@ from trio_websocket import WebSocketConnection
 
 from loop_server.containers import CHANNEL_LABEL
 from tests.conftest import STUB_CLAUDE, TEST_IMAGE, create_channel, next_event
-from tests.docker.conftest import docker_client, loop_test_image
 from tests.events.events_helpers import connect_ws
 from tests.hardening._process import CLI, serve_args, serve_process, server_env
-
-__all__ = ["docker_client", "loop_test_image"]
 
 
 def _containers(client: docker.DockerClient, channels: list[str]) -> list[Any]:

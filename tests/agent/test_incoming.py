@@ -12,9 +12,6 @@ from trio_websocket import WebSocketConnection
 from loop_server.runtime import ServerHandle
 from loop_server.services.messages import strip_bot_mention
 from tests.conftest import add_channels, events_until
-from tests.docker.conftest import docker_client, loop_test_image
-
-__all__ = ["docker_client", "loop_test_image"]
 
 
 @pytest.mark.parametrize(

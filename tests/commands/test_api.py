@@ -22,10 +22,7 @@ from loop_server.commands import CommandHandler, StoreChannelGrants
 from loop_server.protocols import Interaction, InteractionHandler
 from loop_server.runtime import ServerHandle, load_readme
 from tests.conftest import add_channels
-from tests.docker.conftest import docker_client, loop_test_image
 from tests.events.events_helpers import connect_ws
-
-__all__ = ["docker_client", "loop_test_image"]
 
 DEADLINE = 10
 

@@ -19,10 +19,8 @@ from loop_server.events import EventsHub
 from loop_server.runtime import ServerHandle
 from loop_server.store.models import Task
 from tests.conftest import create_channel
-from tests.docker.conftest import Containers, docker_client, docker_containers, loop_test_image
+from tests.docker.fixtures import Containers
 from tests.events.events_helpers import connect_ws
-
-__all__ = ["docker_client", "docker_containers", "loop_test_image"]
 
 
 class InstantExecutor:

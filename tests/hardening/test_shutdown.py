@@ -34,7 +34,6 @@ from trio_websocket import ConnectionClosed
 from loop_server.containers import CHANNEL_LABEL
 from loop_server.runtime import ServerHandle, run_server
 from tests.conftest import STUB_CLAUDE, TEST_IMAGE, add_channels, create_channel, make_config
-from tests.docker.conftest import docker_client, loop_test_image
 from tests.events.events_helpers import (
     RawClient,
     client_frame,
@@ -51,9 +50,9 @@ from tests.hardening._process import (
 )
 from tests.hardening._websocket import open_upgrade
 
-__all__ = ["docker_client", "loop_test_image"]
-
-GRACEFUL_TIMEOUT = 5.0
+# Long on purpose: shutdown must not *wait for* this deadline (nothing may hold it up), and a
+# bound this far above a normal exit (about a second) cannot flake on a loaded machine.
+GRACEFUL_TIMEOUT = 45.0
 
 
 def _containers(client: docker.DockerClient, channel_id: str, **filters: str) -> list[Any]:
@@ -277,7 +276,9 @@ async def test_client_that_stops_reading_does_not_hold_shutdown(
     async with stream:
         t0 = trio.current_time()
         server.shutdown()
-        with trio.move_on_after(graceful + 2):
+        # Without the write guard shutdown waits forever for this client; with it, it ends at
+        # the 1 s deadline. 30 s tells the two apart however loaded the machine is.
+        with trio.move_on_after(graceful + 30):
             await finished.wait()
         took = trio.current_time() - t0
         in_time = finished.is_set()
@@ -370,16 +371,13 @@ async def test_a_repeated_signal_does_not_cut_shutdown_short(
 
 
 async def test_terminal_sockets_close_with_1001(nursery: trio.Nursery, tmp_path: Path) -> None:
-    """Like the events sockets (SPEC A.3); skipped while /api/ws/terminal is not served."""
+    """Like the events sockets: 1001 "server shutting down", fast path and fallback."""
     server, finished = await _start(nursery, tmp_path, graceful=60)
     with trio.fail_after(10):
         clients = []
         for reuse in (False, True):
             client, _ = await open_upgrade(server.port, "/api/ws/terminal", reuse=reuse)
-            if client.status in (404, 501):
-                await client.aclose()
-                server.shutdown()
-                pytest.skip(f"/api/ws/terminal answers {client.status}: not served yet")
+            # The endpoint exists: a 404 or 501 here is a regression, not a reason to skip.
             assert client.status == 101, client.head
             clients.append(client)
         server.shutdown()
