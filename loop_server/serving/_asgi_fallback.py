@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import trio
 
+from loop_server.bearer import CHALLENGE
 from loop_server.events import EventsHub, Subscription, encode_hello, encode_replay_truncated
 from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
 from loop_server.serving._events_endpoint import EventsEndpoint
@@ -141,7 +142,7 @@ class WebSocketFallback:
             if "websocket.http.response" in scope.get("extensions", {}):
                 payload = body.encode()
                 start = {"type": "websocket.http.response.start", "status": status}
-                await send({**start, "headers": _headers(payload, extra, cors)})
+                await send({**start, "headers": _headers(status, payload, extra, cors)})
                 await send({"type": "websocket.http.response.body", "body": payload})
             else:
                 await send({"type": "websocket.close", "code": 1008})
@@ -217,10 +218,14 @@ async def _writer(subscription: Subscription, send: Send) -> None:
 
 
 def _headers(
-    payload: bytes, extra: list[tuple[bytes, bytes]] | None = None, cors: Headers = ANY_ORIGIN
+    status: int,
+    payload: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    cors: Headers = ANY_ORIGIN,
 ) -> list[tuple[bytes, bytes]]:
+    challenge = [CHALLENGE] if status == 401 else []
     length = (b"content-length", str(len(payload)).encode())
-    return [*_TEXT_HEADERS, *cors, *(extra or ()), length]
+    return [*_TEXT_HEADERS, *cors, *challenge, *(extra or ()), length]
 
 
 async def _answer(
@@ -232,7 +237,7 @@ async def _answer(
 ) -> None:
     payload = body.encode()
     start = {"type": "http.response.start", "status": status}
-    await send({**start, "headers": _headers(payload, extra, cors)})
+    await send({**start, "headers": _headers(status, payload, extra, cors)})
     await send({"type": "http.response.body", "body": payload})
 
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
+from loop_server.bearer import CHALLENGE
 from loop_server.origin_policy import ANY_ORIGIN, header_lines
 from loop_server.serving import _rfc6455
 
@@ -146,6 +147,7 @@ def plain_response(
         + b"Content-Type: text/plain; charset=utf-8\r\n"
         + b"X-Content-Type-Options: nosniff\r\n"
         + cors
+        + (b"%s: %s\r\n" % CHALLENGE if status == 401 else b"")
         + extra_headers
         + f"Content-Length: {len(payload)}\r\n".encode()
         + b"Connection: close\r\n\r\n"

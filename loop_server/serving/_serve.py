@@ -28,6 +28,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from loop_server.origin_policy import OriginPolicy
+from loop_server.serving import _reason_phrase as reason_phrase
 from loop_server.serving._agent_socket import AgentSocketApp
 from loop_server.serving._asgi_fallback import EventsFallback
 from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
@@ -81,6 +82,7 @@ async def serve(
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
     hyper_config.set_statsd_logger_class(StatsdLogger)
+    reason_phrase.install()
     # Requests for the events path that reach hypercorn anyway (a reused keep-alive
     # connection) are answered by the fallback; everything else goes to ``asgi_app``.
     inner: Any = asgi_app if terminal is None else TerminalFallback(asgi_app, terminal, policy)

@@ -101,9 +101,10 @@ async def test_nothing_indexed_is_null(api: Api, project: Path) -> None:
     assert response.content == b'{"results":null}\n'
 
 
-async def test_no_match_is_an_empty_list(api: Api, notes: Path) -> None:
+async def test_no_match_is_null_too(api: Api, notes: Path) -> None:
+    """One shape for "no results" (docs/decisions.md): upstream's is always null."""
     response = await api.search({"query": "kubernetes", "dir_path": str(notes)})
-    assert response.content == b'{"results":[]}\n'
+    assert response.content == b'{"results":null}\n'
 
 
 async def test_not_configured_is_501_before_the_body(api: Api) -> None:
