@@ -115,6 +115,8 @@ async def test_an_ephemeral_answer_expires_and_a_meaningful_one_stays(
 
     # The stub echoes its command line: the instruction is passed as a system prompt.
     echo_task, _, _ = await run("STUB:ECHO_ARGS report")
+    with trio.fail_after(30):  # the run log is written after agent.status completed
+        await server.services["scheduler"].wait_idle()
     [echoed] = (await client.get(f"/api/tasks/{echo_task}/runs")).json()["runs"]
     assert (
         "--append-system-prompt If you have nothing meaningful to report, start your"

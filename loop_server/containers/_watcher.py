@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import trio
@@ -80,7 +81,11 @@ class ContainerWatcher:
     async def _watch(self) -> None:
         client = await self._engine.client()
         filters = {"type": "container", "label": [f"{APP_LABEL}={APP_VALUE}", CHANNEL_LABEL]}
-        stream = await self._engine.call(client.events, decode=True, filters=filters)
+        # Not ``engine.call``: that counts as a call that may have changed containers, after
+        # which ``RunningChannels`` lists them again; opening an event stream changes nothing.
+        stream = await trio.to_thread.run_sync(
+            partial(client.events, decode=True, filters=filters), limiter=self._limiter
+        )
         self._watching.set()
         try:
             events: Iterator[Mapping[str, Any]] = iter(stream)
