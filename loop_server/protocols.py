@@ -162,6 +162,25 @@ class EventBroadcaster(Protocol):
     ) -> None: ...
 
 
+class GlobalEventBroadcaster(Protocol):
+    """What services use to publish the global events (channels, tasks, containers) that
+    every events client receives, whatever its channel filter (docs/events.md)."""
+
+    def broadcast_channel_created(self, parent_id: str, channel_id: str) -> None: ...
+
+    def broadcast_channel_deleted(self, channel_id: str) -> None: ...
+
+    def broadcast_task_event(self, event_type: str, task_id: int, channel_id: str) -> None: ...
+
+    def broadcast_task_run_completed(
+        self, task_id: int, run_id: int, status: str, channel_id: str
+    ) -> None: ...
+
+    def broadcast_container_status_changed(
+        self, container_id: str, channel_id: str, kind: str, status: str, name: str
+    ) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class MemorySearchResult:
     file_path: str

@@ -19,7 +19,7 @@ from hypercorn.config import Config as HyperConfig
 
 from loop_server import __version__
 from loop_server.access import AgentTokens
-from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
+from loop_server.agent import AgentRunner, AgentSettings, Orchestrator, TaskThreads
 from loop_server.agent_image._check import ImageChecker
 from loop_server.api._gateway import events_authorizer
 from loop_server.api.app import create_app
@@ -36,6 +36,7 @@ from loop_server.console_assets import ConsoleAssets
 from loop_server.containers import (
     ChannelContainers,
     ContainerSettings,
+    ContainerWatcher,
     DockerEngine,
     DockerExec,
     RunningChannels,
@@ -311,7 +312,13 @@ async def _start_services(
     root.start_soon(_prune_agent_tokens, containers)
     running_channels = RunningChannels(engine)
     await root.start(running_channels.run)
-    messages = MessageService(store.messages, hub, clock=clock, platform=config.platform)
+    watcher = ContainerWatcher(engine, hub)
+    await root.start(watcher.run)
+    messages = MessageService(store.messages, hub, clock=clock)
+    platform = LocalPlatform()
+    threads = ThreadService(store, platform, clock=clock, loop_dir=str(config.data_dir), events=hub)
+    task_threads = TaskThreads(threads)
+    await root.start(task_threads.run)
     orchestrator = Orchestrator(
         store,
         messages,
@@ -322,11 +329,16 @@ async def _start_services(
         clock=clock,
         loop_dir=str(config.data_dir),
         max_concurrent_runs=config.max_concurrent_runs,
+        task_threads=task_threads,
     )
     await root.start(orchestrator.run)
-    tasks = TaskService(store, clock=clock)
+    tasks = TaskService(store, clock=clock, events=hub)
     scheduler = Scheduler(
-        store, executor or orchestrator, clock=clock, poll_interval=config.poll_interval
+        store,
+        executor or orchestrator,
+        clock=clock,
+        poll_interval=config.poll_interval,
+        events=hub,
     )
     tasks.attach_runner(scheduler.run_now)
     readme = load_readme()
@@ -340,7 +352,7 @@ async def _start_services(
         templates=commands_config.templates,
         permissions=commands_config.permissions,
     )
-    channel_lister = StoreChannelLister(store)
+    channel_lister = StoreChannelLister(store, events=hub)
     memory = None
     if memory_config.enabled:
         try:
@@ -351,15 +363,14 @@ async def _start_services(
             log.error("memory disabled: %s", err)
     terminals = SessionManager(DockerExec(engine), idle_timeout=config.terminal_idle_timeout)
     await root.start(terminals.run)
-    platform = LocalPlatform()
     deps = ApiDeps(
         scheduler=tasks,
         background=Background(root),
         readme=readme,
         channels=ChannelService(
-            store, platform, guild_id="", platform=config.platform, clock=clock
+            store, platform, guild_id="", platform=config.platform, clock=clock, events=hub
         ),
-        threads=ThreadService(store, platform, clock=clock, loop_dir=str(config.data_dir)),
+        threads=threads,
         store=channel_lister,
         messages=messages,
         memory=memory,
@@ -389,6 +400,7 @@ async def _start_services(
         config=config,
         store=store,
         services={
+            "container_watcher": watcher,
             "app": create_app(deps, token=config.token, policy=policy, agents=tokens),
             "agent_tokens": tokens,
             "origin_policy": policy,

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,13 @@ from loop_server.clock import Clock
 from loop_server.config import Config
 from loop_server.runtime import ServerHandle, run_server
 from loop_server.scheduler import TaskExecutor
+from loop_server.store.models import ChannelUpsert
 from tests.events.events_helpers import connect_ws
+
+# The Docker fixtures, registered once for every test module.
+pytest_plugins = ["tests.docker.fixtures"]
+#: Asking for one of these (directly or through another fixture) makes a test a Docker test.
+DOCKER_FIXTURES = frozenset({"docker_client", "loop_test_image", "docker_containers"})
 
 TEST_IMAGE = os.environ.get("LOOP_TEST_IMAGE", "loop-test:latest")
 STUB_CLAUDE = "/usr/local/bin/claude"
@@ -134,3 +140,21 @@ async def create_channel(client: httpx.AsyncClient, name: str) -> str:
     response = await client.post("/api/channels/create", json={"name": name})
     assert response.status_code == 201, response.text
     return str(response.json()["channel_id"])
+
+
+async def add_channels(server: ServerHandle, *channel_ids: str) -> None:
+    """Store channels with these ids on the local platform (a message or a task needs an
+    existing channel; ids chosen by the test keep its assertions readable)."""
+    for channel_id in channel_ids:
+        await server.store.channels.upsert(
+            ChannelUpsert(channel_id=channel_id, name=channel_id, platform="local"),
+            datetime.now(UTC),
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs Docker (it asks for a Docker fixture, directly or through another
+    fixture) is marked ``docker``, so ``-m "not docker"`` is an honest fast loop."""
+    for item in items:
+        if DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)

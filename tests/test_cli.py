@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from tests.conftest import create_channel
 from tests.hardening._process import CLI, serve_args, serve_process, server_env
 
 LOOP_SERVER = [sys.executable, "-m", "loop_server"]
@@ -85,7 +86,10 @@ async def test_serves_until_sigterm(tmp_path: Path) -> None:
         with trio.fail_after(20):
             async with httpx.AsyncClient(base_url=server.url) as http:
                 health = await http.get("/api/health")
-                posted = await http.post("/api/messages", json={"channel_id": "c", "content": "x"})
+                channel = await create_channel(http, "c")
+                posted = await http.post(
+                    "/api/messages", json={"channel_id": channel, "content": "x"}
+                )
             assert health.json()["status"] == "ok"
             assert posted.status_code == 204
             server.send_signal(signal.SIGTERM)

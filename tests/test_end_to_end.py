@@ -10,9 +10,6 @@ from trio_websocket import WebSocketConnection
 
 from loop_server.runtime import ServerHandle
 from tests.conftest import create_channel, events_until
-from tests.docker.conftest import docker_client, loop_test_image
-
-__all__ = ["docker_client", "loop_test_image"]
 
 # Every test here runs agents in containers of the test image.
 pytestmark = pytest.mark.usefixtures("loop_test_image")

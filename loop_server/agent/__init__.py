@@ -2,6 +2,7 @@
 
 from loop_server.agent._orchestrator import STOPPED, STOPPED_TEXT, Orchestrator
 from loop_server.agent._runner import AgentError, AgentRunner, AgentSettings, RunOutcome
+from loop_server.agent._task_threads import TaskThreads
 
 __all__ = [
     "STOPPED",
@@ -11,4 +12,5 @@ __all__ = [
     "AgentSettings",
     "Orchestrator",
     "RunOutcome",
+    "TaskThreads",
 ]

@@ -35,6 +35,7 @@ from loop_server.agent._stream import (
     ToolResult,
     ToolUse,
 )
+from loop_server.agent._task_threads import EPHEMERAL_INSTRUCTION, TaskThreads, strip_ephemeral
 from loop_server.clock import Clock
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.messages import MessageService
@@ -55,6 +56,11 @@ class _Job:
     done: trio.Event = field(default_factory=trio.Event)
     response: str = ""
     error: str = ""
+    ephemeral: bool = False  # a scheduled run's answer said [EPHEMERAL]
+
+    @property
+    def may_be_ephemeral(self) -> bool:
+        return self.task is not None and self.task.auto_delete_sec > 0
 
 
 class Orchestrator:
@@ -68,6 +74,7 @@ class Orchestrator:
         clock: Clock,
         loop_dir: str,
         max_concurrent_runs: int = 4,
+        task_threads: TaskThreads | None = None,
     ) -> None:
         self._store = store
         self._messages = messages
@@ -75,6 +82,7 @@ class Orchestrator:
         self._broadcaster = broadcaster
         self._clock = clock
         self._loop_dir = loop_dir
+        self._task_threads = task_threads  # None: scheduled runs answer in the channel
         self._limiter = trio.CapacityLimiter(max_concurrent_runs)
         self._queues: dict[str, collections.deque[_Job]] = {}
         self._running: dict[str, trio.CancelScope] = {}
@@ -101,7 +109,9 @@ class Orchestrator:
     # -- TaskExecutor (the scheduler's) ---------------------------------------------------
 
     async def execute(self, task: Task) -> str:
-        job = _Job(task.channel_id, task=task)
+        """Run the task's prompt; it answers in a thread of its own (🧵, ``_task_threads``)."""
+        thread_id = await self._task_threads.open(task) if self._task_threads else ""
+        job = _Job(thread_id or task.channel_id, task=task)
         self._enqueue(job)
         await job.done.wait()
         if job.error:
@@ -171,9 +181,14 @@ class Orchestrator:
             if scope.cancelled_caught:
                 await self._stopped(job)
                 return
-            text = outcome.text or "(the agent returned no text)"
+            answer = outcome.text
+            if job.may_be_ephemeral:
+                answer, job.ephemeral = strip_ephemeral(answer)
+            text = answer or "(the agent returned no text)"
             await self._messages.post_message(channel_id, text)
-            job.response = outcome.text
+            job.response = answer
+            if job.ephemeral:
+                await self._expire_thread(job)
             self._status(channel_id, "completed")
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
@@ -193,6 +208,7 @@ class Orchestrator:
         if channel is None:
             raise AgentError(f"channel {job.channel_id} not found")
         work_dir = channel.work_dir(self._loop_dir)
+        system_prompt = EPHEMERAL_INSTRUCTION if job.may_be_ephemeral else ""
         if job.task is not None:
             # Scheduled runs start fresh: they must not fork or advance the chat's session.
             session, prompt = SessionChoice(), job.task.prompt
@@ -205,10 +221,13 @@ class Orchestrator:
             session = choose_session(channel.session_id, parent_session)
             prompt = await self._chat_prompt(job.channel_id, job.message, session)
 
-        on_event = _EventRelay(job.channel_id, self._broadcaster)
+        on_event = _EventRelay(
+            job.channel_id, self._broadcaster, strip_ephemeral=job.may_be_ephemeral
+        )
         try:
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, session), on_event=on_event
+                RunRequest(job.channel_id, work_dir, prompt, session, system_prompt),
+                on_event=on_event,
             )
         except SessionNotFound as err:
             # The stored session is gone for good; failing every later message of the channel
@@ -224,13 +243,22 @@ class Orchestrator:
             session = SessionChoice()
             prompt = await self._chat_prompt(job.channel_id, job.message, session)
             outcome = await self._runner.run(
-                RunRequest(job.channel_id, work_dir, prompt, session), on_event=on_event
+                RunRequest(job.channel_id, work_dir, prompt, session, system_prompt),
+                on_event=on_event,
             )
         if job.task is None and outcome.session_id:
             await self._store.channels.set_session_id(
                 job.channel_id, outcome.session_id, self._clock.now()
             )
         return outcome
+
+    async def _expire_thread(self, job: _Job) -> None:
+        """An ephemeral answer's thread turns 💨 before the run is reported completed, so a
+        client that lists channels on ``completed`` sees the new name."""
+        task = job.task
+        if task is None or self._task_threads is None or job.channel_id == task.channel_id:
+            return  # no thread of its own (it could not be made): nothing to expire
+        await self._task_threads.expire(job.channel_id, task)
 
     async def _chat_prompt(self, channel_id: str, message: Message, session: SessionChoice) -> str:
         """With a session, only the new message; without, the recent history too (A.5 step 4)."""
@@ -264,11 +292,20 @@ class Orchestrator:
 class _EventRelay:
     """Turns one run's stream events into the live events UIs show (docs/events.md):
     ``message.streaming`` for each assistant text turn, ``tool.use`` for each tool call, and
-    ``agent.activity`` for what the agent is waiting on (the model, or an API retry)."""
+    ``agent.activity`` for what the agent is waiting on (the model, or an API retry).
+    ``strip_ephemeral``: a scheduled run that may answer ``[EPHEMERAL]`` streams its text
+    without the marker, as its final answer is posted."""
 
-    def __init__(self, channel_id: str, broadcaster: EventBroadcaster | None) -> None:
+    def __init__(
+        self,
+        channel_id: str,
+        broadcaster: EventBroadcaster | None,
+        *,
+        strip_ephemeral: bool = False,
+    ) -> None:
         self._channel_id = channel_id
         self._broadcaster = broadcaster
+        self._strip_ephemeral = strip_ephemeral
         self._model = ""
 
     def __call__(self, event: StreamEvent) -> None:
@@ -277,7 +314,8 @@ class _EventRelay:
             return
         channel = self._channel_id
         if isinstance(event, AssistantTurn):
-            out.broadcast_message_streaming(channel, event.text)
+            text = strip_ephemeral(event.text)[0] if self._strip_ephemeral else event.text
+            out.broadcast_message_streaming(channel, text)
         elif isinstance(event, ToolUse):
             out.broadcast_tool_use(channel, event.name, event.summary, event.tool_use_id)
         elif isinstance(event, SessionStarted):

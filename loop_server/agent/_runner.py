@@ -73,6 +73,7 @@ class RunRequest:
     work_dir: str
     prompt: str
     session: SessionChoice
+    system_prompt: str = ""  # appended to the configured one, for this run only
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,9 @@ class AgentRunner:
             channel_id=request.channel_id,
             session=request.session,
             model=self._settings.model,
-            system_prompt=self._settings.system_prompt,
+            system_prompt="\n".join(
+                part for part in (self._settings.system_prompt, request.system_prompt) if part
+            ),
         )
         try:
             token = await issue_token(self._containers, request.channel_id)

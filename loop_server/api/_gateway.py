@@ -23,6 +23,7 @@ from loop_server.access import (
     token_matches,
 )
 from loop_server.api._scope import Request, ScopeGuard
+from loop_server.bearer import CHALLENGE
 from loop_server.origin_policy import ANY_ORIGIN, OriginPolicy
 
 Scope = MutableMapping[str, Any]
@@ -108,7 +109,9 @@ async def send_text(
     cors: Iterable[tuple[bytes, bytes]] = ANY_ORIGIN,
 ) -> None:
     body = (text + "\n").encode("utf-8")
-    headers = [*TEXT_HEADERS, *cors, *extra, (b"content-length", str(len(body)).encode())]
+    challenge = [CHALLENGE] if status == 401 else []
+    length = (b"content-length", str(len(body)).encode())
+    headers = [*TEXT_HEADERS, *cors, *challenge, *extra, length]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -116,7 +119,8 @@ async def send_text(
 async def _refuse_upgrade(scope: Scope, send: Send, status: int, body: bytes) -> None:
     if "websocket.http.response" in scope.get("extensions", {}):
         start = {"type": "websocket.http.response.start", "status": status}
-        await send({**start, "headers": list(TEXT_HEADERS)})
+        challenge = [CHALLENGE] if status == 401 else []
+        await send({**start, "headers": [*TEXT_HEADERS, *challenge]})
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})

@@ -1,12 +1,14 @@
-"""Upstream's wire conventions (SPEC §1.5), free of any web framework.
+"""Upstream's wire conventions, free of any web framework.
 
 * JSON bodies are Go-encoded (``loop_server.gojson``), re-exported here as ``go_json``.
-* Request bodies are decoded like Go's ``json.Decoder.Decode`` into a struct: only the first JSON
-  value is read, unknown fields are ignored, keys match case-insensitively, ``null`` leaves a
-  field unset, and a value of the wrong type is an error. What Python's parser reads differently
-  from Go's is brought in line: ``NaN``/``Infinity`` are not JSON (400); an integer of any length
-  is a number (Python refuses more than 4300 digits); a lone surrogate escape (``"\\ud800"``)
-  becomes U+FFFD. Nesting deeper than Python's recursion allows is a 400 (Go's limit is 10000).
+* Request bodies are decoded like Go's ``json.Decoder.Decode`` into a struct, with one refusal
+  of our own: anything but white space after the value is an error (upstream ignores it, so a
+  truncated concatenation or a stray character passed silently). Unknown fields are ignored,
+  keys match case-insensitively, ``null`` leaves a field unset, and a value of the wrong type
+  is an error. What Python's parser reads differently from Go's is brought in line:
+  ``NaN``/``Infinity`` are not JSON (400); an integer of any length is a number (Python refuses
+  more than 4300 digits); a lone surrogate escape (``"\\ud800"``) becomes U+FFFD. Nesting
+  deeper than Python's recursion allows is a 400 (Go's limit is 10000).
 """
 
 from __future__ import annotations
@@ -49,11 +51,13 @@ def decode_body(raw: bytes, schema: Mapping[str, FieldKind]) -> dict[str, Any]:
     if start == len(text):
         raise BodyError("EOF")
     try:
-        value, _ = _DECODER.raw_decode(text, start)  # trailing bytes are ignored, as in Go
+        value, end = _DECODER.raw_decode(text, start)
     except ValueError as err:  # JSONDecodeError, and BodyError from _reject_constant
         raise BodyError(str(err)) from err
     except RecursionError as err:
         raise BodyError("exceeded max depth") from err
+    if text[end:].strip(_WHITESPACE):
+        raise BodyError(f"invalid character after top-level value at offset {end}")
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -1,7 +1,9 @@
 """``POST /api/commands``: slash commands (SPEC §3.13).
 
 The command runs in the background, as upstream: the caller gets ``204`` at once and the reply
-arrives as a bot message in the channel (history and ``message.created``).
+arrives as a bot message in the channel (history and ``message.created``). A command for a
+channel that does not exist is ``404 channel not found``: there would be nowhere to post its
+reply (upstream answers ``204`` and the reply is lost).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ POST = Route(
     replies={
         204: routes.NO_CONTENT,
         400: routes.BAD_REQUEST,
+        404: routes.text("channel not found"),
         503: routes.text("slash commands are not configured"),
     },
 )
@@ -50,6 +53,8 @@ def register(app: Quart, deps: ApiDeps) -> None:
             )
         except UnknownCommand as err:
             raise ApiError(400, "unknown command") from err
+        if deps.store is not None and await deps.store.get_channel(channel_id) is None:
+            raise ApiError(404, "channel not found")
         deps.background.spawn(
             partial(handler.handle_interaction, interaction),
             name=f"command {interaction.command_name} in {channel_id}",

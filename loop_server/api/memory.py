@@ -114,7 +114,9 @@ def register(app: Quart, deps: ApiDeps) -> None:
         except Exception as err:
             log.exception("memory search in %s failed", dir_path)
             raise ApiError(500, str(err) or type(err).__name__) from err
-        if results is None:  # nothing indexed: upstream's nil slice
+        if not results:
+            # Upstream's nil slice: Go appends matches to a nil slice, so an empty answer is
+            # always ``null`` there (nothing indexed or nothing matched); one shape for both.
             return json_response({"results": None})
         return json_response({"results": [result_json(r) for r in results]})
 

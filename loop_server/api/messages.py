@@ -1,4 +1,8 @@
-"""Message routes (SPEC §3.4–3.5)."""
+"""Message routes: post a user's message, read a channel's history.
+
+A message to a channel that does not exist is ``404 channel not found`` (upstream creates the
+channel and starts an agent in an empty directory; a mistyped id should not do that).
+"""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ POST = Route(
     replies={
         204: routes.NO_CONTENT,
         400: routes.BAD_REQUEST,
+        404: routes.text("channel not found"),
         500: routes.SERVER_ERROR,
         501: routes.NOT_CONFIGURED,
     },

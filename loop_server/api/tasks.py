@@ -1,4 +1,9 @@
-"""Scheduled-task routes (SPEC §3.8–3.12)."""
+"""Scheduled-task routes: upstream's, plus run history and run-now.
+
+Unlike upstream, nonsense is refused (the checks live in ``services.tasks``): an unknown channel
+is ``404 channel not found``, an empty prompt or negative ``auto_delete_sec`` a 400, and
+``PATCH``/``DELETE`` of an unknown task ``404 task not found`` as ``GET`` answers.
+"""
 
 from __future__ import annotations
 
@@ -69,7 +74,8 @@ CREATE = Route(
     },
     replies={
         201: Reply("json", "the new task", json_object({"id": INTEGER})),
-        400: routes.text("invalid body, schedule or type"),
+        400: routes.text("invalid body, missing channel_id or prompt, schedule or type"),
+        404: routes.text("channel not found"),
         500: routes.SERVER_ERROR,
     },
 )
@@ -92,8 +98,8 @@ GET = Route(
 DELETE = Route(
     "DELETE",
     "/api/tasks/<task_id>",
-    "Delete a task and its run log (unknown ids too)",
-    replies={204: routes.NO_CONTENT, 400: BAD_ID},
+    "Delete a task and its run log",
+    replies={204: routes.NO_CONTENT, 400: BAD_ID, 404: routes.text("task not found")},
 )
 PATCH = Route(
     "PATCH",
@@ -213,7 +219,10 @@ def register(app: Quart, deps: ApiDeps) -> None:
 
     @route(app, DELETE)
     async def delete_task(task_id: str) -> Response:
-        await scheduler.remove_task(parse_task_id(task_id))
+        try:
+            await scheduler.remove_task(parse_task_id(task_id))
+        except TaskNotFound as err:
+            raise ApiError(404, "task not found") from err
         return empty_response(204)
 
     @route(app, PATCH)
@@ -232,6 +241,8 @@ def register(app: Quart, deps: ApiDeps) -> None:
             await scheduler.update_task(ident, body.get("enabled"), edit)
         except ScheduleError as err:
             raise ApiError(400, str(err)) from err
+        except TaskNotFound as err:
+            raise ApiError(404, "task not found") from err
         return empty_response(200)
 
     @route(app, RUNS)

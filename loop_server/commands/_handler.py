@@ -29,7 +29,7 @@ from loop_server.commands._context import (
 )
 from loop_server.commands._permissions import OWNER, Permissions, parse_stored, resolve_role
 from loop_server.protocols import Interaction, MessageSender
-from loop_server.store import ChannelNotFound
+from loop_server.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -138,5 +138,5 @@ class CommandHandler:
     async def _reply(self, channel_id: str, text: str) -> None:
         try:
             await self._services.replies.post_message(channel_id, text)
-        except ChannelNotFound:
+        except NotFound:
             log.warning("channel %s was deleted before the command's reply", channel_id)

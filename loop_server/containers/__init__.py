@@ -13,6 +13,7 @@ from loop_server.containers._labels import (
     SHELL_ROLE,
 )
 from loop_server.containers._running import RunningChannels, RunningStatistics
+from loop_server.containers._watcher import ContainerWatcher
 
 __all__ = [
     "APP_LABEL",
@@ -22,6 +23,7 @@ __all__ = [
     "SHELL_ROLE",
     "ChannelContainers",
     "ContainerSettings",
+    "ContainerWatcher",
     "DockerEngine",
     "DockerExec",
     "EngineError",

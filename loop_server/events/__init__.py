@@ -15,6 +15,15 @@ from loop_server.events._envelope import (
     encode_replay_truncated,
 )
 from loop_server.events._event import Event
+from loop_server.events._global import (
+    CHANNEL_CREATED,
+    CHANNEL_DELETED,
+    CONTAINER_STATUS_CHANGED,
+    TASK_CREATED,
+    TASK_DELETED,
+    TASK_RUN_COMPLETED,
+    TASK_UPDATED,
+)
 from loop_server.events._hub import (
     CLOSE_GOING_AWAY,
     CLOSE_SLOW_CONSUMER,
@@ -30,8 +39,11 @@ from loop_server.events._subscription import Subscription
 __all__ = [
     "AGENT_ACTIVITY",
     "AGENT_STATUS",
+    "CHANNEL_CREATED",
+    "CHANNEL_DELETED",
     "CLOSE_GOING_AWAY",
     "CLOSE_SLOW_CONSUMER",
+    "CONTAINER_STATUS_CHANGED",
     "DEFAULT_HISTORY_SIZE",
     "DEFAULT_QUEUE_SIZE",
     "HELLO",
@@ -40,6 +52,10 @@ __all__ = [
     "REPLAY_TRUNCATED",
     "SHUTDOWN_REASON",
     "SLOW_CONSUMER_REASON",
+    "TASK_CREATED",
+    "TASK_DELETED",
+    "TASK_RUN_COMPLETED",
+    "TASK_UPDATED",
     "TOOL_USE",
     "Event",
     "EventsHub",

@@ -26,7 +26,11 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 
 def encode_envelope(
-    event_type: str, channel_id: str, data: Mapping[str, object], timestamp_ms: int, seq: int
+    event_type: str,
+    channel_id: str,
+    data: Mapping[str, object] | None,
+    timestamp_ms: int,
+    seq: int,
 ) -> bytes:
     """The JSON envelope of one event. Raises ``TypeError``/``ValueError`` for data that JSON
     cannot represent."""

@@ -11,15 +11,21 @@ class Event:
     complete server→client frame there). Server frames are unmasked, so the bytes are the
     same for every connection: the first connection to send the event builds them and all
     others reuse them, which keeps the per-delivery cost at a list append.
+
+    ``is_global`` events reach every subscription whatever its channel filter (upstream's
+    global events: channels and tasks appearing or going, containers changing state).
     """
 
-    __slots__ = ("channel_id", "frame", "payload", "seq", "type")
+    __slots__ = ("channel_id", "frame", "is_global", "payload", "seq", "type")
 
-    def __init__(self, seq: int, event_type: str, channel_id: str, payload: bytes) -> None:
+    def __init__(
+        self, seq: int, event_type: str, channel_id: str, payload: bytes, *, is_global: bool = False
+    ) -> None:
         self.seq = seq
         self.type = event_type
         self.channel_id = channel_id
         self.payload = payload
+        self.is_global = is_global
         self.frame: bytes | None = None
 
     def __repr__(self) -> str:

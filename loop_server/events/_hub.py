@@ -35,6 +35,15 @@ from loop_server.events._envelope import (
     tool_use_data,
 )
 from loop_server.events._event import Event
+from loop_server.events._global import (
+    CHANNEL_CREATED,
+    CHANNEL_DELETED,
+    CONTAINER_STATUS_CHANGED,
+    TASK_RUN_COMPLETED,
+    container_data,
+    task_data,
+    task_run_data,
+)
 from loop_server.events._subscription import Subscription
 from loop_server.store.models import Message
 
@@ -223,7 +232,7 @@ class EventsHub:
             return [], True
         # seq values in the history are consecutive, so the position is arithmetic.
         newer = itertools.islice(self._history, since - first + 1, None)
-        matching = [e for e in newer if channels is None or e.channel_id in channels]
+        matching = [e for e in newer if channels is None or e.is_global or e.channel_id in channels]
         # A replay needs only the newest partial text of each stream, as a live queue would.
         kept: list[Event] = []
         streams_seen: set[str] = set()
@@ -239,11 +248,17 @@ class EventsHub:
     # -- publishing ------------------------------------------------------------------------
 
     def broadcast(
-        self, event_type: str, channel_id: str, data: Mapping[str, object]
+        self,
+        event_type: str,
+        channel_id: str,
+        data: Mapping[str, object] | None,
+        *,
+        is_global: bool = False,
     ) -> Event | None:
-        """Publish an event to every matching subscription. Never blocks and never awaits:
-        a subscription whose queue is full is closed as a slow consumer instead. Returns the
-        event, or None when ``data`` cannot be encoded (logged and dropped, as upstream)."""
+        """Publish an event to every matching subscription (``is_global``: to every
+        subscription, whatever its filter). Never blocks and never awaits: a subscription whose
+        queue is full is closed as a slow consumer instead. Returns the event, or None when
+        ``data`` cannot be encoded (logged and dropped, as upstream)."""
         seq = self._seq + 1
         try:
             payload = encode_envelope(event_type, channel_id, data, self._clock_ms(), seq)
@@ -252,17 +267,17 @@ class EventsHub:
             return None
         self._seq = seq
         self._published += 1
-        event = Event(seq, event_type, channel_id, payload)
+        event = Event(seq, event_type, channel_id, payload, is_global=is_global)
         self._history.append(event)
         overflowed: list[Subscription] = []
-        for subscription in self._all:
+        if is_global:
+            receivers: Iterable[Subscription] = self._registered
+        else:
+            targeted = self._by_channel.get(channel_id)
+            receivers = self._all if targeted is None else itertools.chain(self._all, targeted)
+        for subscription in receivers:
             if not subscription._offer(event):
                 overflowed.append(subscription)
-        targeted = self._by_channel.get(channel_id)
-        if targeted is not None:
-            for subscription in targeted:
-                if not subscription._offer(event):
-                    overflowed.append(subscription)
         # Closed after the loops: closing changes the dicts being iterated.
         for subscription in overflowed:
             self._slow_closed += 1
@@ -293,6 +308,30 @@ class EventsHub:
         self.broadcast(
             AGENT_ACTIVITY, channel_id, agent_activity_data(activity, model, description)
         )
+
+    # Global events (``_global.py``): every subscription gets them, whatever its filter.
+
+    def broadcast_channel_created(self, parent_id: str, channel_id: str) -> None:
+        self.broadcast(CHANNEL_CREATED, parent_id, {"channel_id": channel_id}, is_global=True)
+
+    def broadcast_channel_deleted(self, channel_id: str) -> None:
+        self.broadcast(CHANNEL_DELETED, channel_id, None, is_global=True)
+
+    def broadcast_task_event(self, event_type: str, task_id: int, channel_id: str) -> None:
+        """``task.created``, ``task.updated`` or ``task.deleted``."""
+        self.broadcast(event_type, channel_id, task_data(task_id, channel_id), is_global=True)
+
+    def broadcast_task_run_completed(
+        self, task_id: int, run_id: int, status: str, channel_id: str
+    ) -> None:
+        data = task_run_data(task_id, run_id, status, channel_id)
+        self.broadcast(TASK_RUN_COMPLETED, channel_id, data, is_global=True)
+
+    def broadcast_container_status_changed(
+        self, container_id: str, channel_id: str, kind: str, status: str, name: str
+    ) -> None:
+        data = container_data(container_id, channel_id, kind, status, name)
+        self.broadcast(CONTAINER_STATUS_CHANGED, "", data, is_global=True)
 
     # -- introspection ---------------------------------------------------------------------
 

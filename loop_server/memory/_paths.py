@@ -1,12 +1,15 @@
-"""Which paths hold a project's memory, and in which scope (SPEC §10).
+"""Which paths hold a project's memory, and in which scope (docs/memory.md).
 
 Sources, in order (the first mention of a path wins when de-duplicating):
 
 1. Claude's auto-memory dir for the project, ``~/.claude/projects/<dir, "/" → "-">/memory``
    (project scope) — and the same under the Claude state dir the server mounts into its
    containers (``<data-dir>/claude`` by default), where its agents write theirs;
-2. the global config's ``memory.paths``;
-3. the project's ``<dir>/.loop/config.json`` → ``memory.paths`` (HuJSON).
+2. the project's own notes dir, ``<dir>/memory`` (project scope, confined like the project
+   config's paths below: the agent can replace it with a symlink), so a channel's first search
+   finds the notes in its work dir without any configuration;
+3. the global config's ``memory.paths``;
+4. the project's ``<dir>/.loop/config.json`` → ``memory.paths`` (HuJSON).
 
 An entry starting with ``!`` excludes a path. Relative entries resolve against the project dir
 and are project scope (rows carry the project dir as ``dir_path``); absolute entries (``~``
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = ""
 PROJECT_CONFIG = os.path.join(".loop", "config.json")
+PROJECT_NOTES_DIR = "memory"  # <project dir>/memory: indexed for every project by default
 _MAX_PROJECT_CONFIG_BYTES = 1024 * 1024
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
@@ -97,7 +101,7 @@ def check_project_dir(dir_path: str) -> str:
 def auto_memory_dir(project_dir: str, home: Path, *, claude_dir: Path | None = None) -> str:
     """Claude Code's per-project memory dir (under ``claude_dir``, default ``home/.claude``).
 
-    SPEC §10 names the directory ``<dir with "/" replaced by "-">``; Claude Code itself also
+    The documented name is ``<dir with "/" replaced by "-">``; Claude Code itself also
     replaces other non-alphanumeric characters (``.``, ``_``, spaces), so a project path holding
     those is found under the second spelling when only that one exists.
     """
@@ -162,6 +166,9 @@ def memory_plan(
         )
     exclusions: list[str] = []
     confined = confinement(project_dir, project_allowlist)
+    notes = MemoryRoot(os.path.join(project_dir, PROJECT_NOTES_DIR), project_dir, confined)
+    if confined_root(notes):
+        roots.append(notes)
     sources = ((global_paths, ()), (project_config_paths(project_dir), confined))
     for source, confined_to in sources:
         for entry in _entries(source):

@@ -16,6 +16,7 @@ from datetime import datetime
 import trio
 
 from loop_server.clock import Clock
+from loop_server.protocols import GlobalEventBroadcaster
 from loop_server.scheduler._executor import TaskExecutor
 from loop_server.scheduling import ScheduleError, next_run
 from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
@@ -56,8 +57,10 @@ class Scheduler:
         clock: Clock,
         poll_interval: float,
         max_concurrent: int = 4,
+        events: GlobalEventBroadcaster | None = None,
     ) -> None:
         self._store = store
+        self._events = events  # task.run_completed
         self._executor = executor
         self._clock = clock
         self._poll_interval = poll_interval
@@ -203,6 +206,8 @@ class Scheduler:
                 await self._reschedule(task.id, now)
         except Exception:
             log.exception("scheduler: recording the end of task %d failed", task.id)
+        if self._events is not None:
+            self._events.broadcast_task_run_completed(task.id, run_id, status, task.channel_id)
 
     async def _reschedule(self, task_id: int, now: datetime) -> None:
         # Read the task again: it may have been edited, toggled or deleted while it ran.

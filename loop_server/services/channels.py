@@ -1,4 +1,6 @@
-"""ChannelService (SPEC §9.1) and the store-backed ChannelLister the API reads through."""
+"""ChannelService (ensure a channel per directory, create a named one) and the store-backed
+ChannelLister the API reads through. Both publish the global ``channel.created`` /
+``channel.deleted`` events."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import os
 import secrets
 
 from loop_server.clock import Clock
-from loop_server.protocols import ChannelCreator
+from loop_server.protocols import ChannelCreator, GlobalEventBroadcaster
 from loop_server.services.errors import Invalid, ServiceError
 from loop_server.store import ConstraintViolation, Store
 from loop_server.store.models import Channel, ChannelUpsert, Message
@@ -25,13 +27,21 @@ class ChannelService:
     """Satisfies ``ChannelEnsurer``."""
 
     def __init__(
-        self, store: Store, creator: ChannelCreator, *, guild_id: str, platform: str, clock: Clock
+        self,
+        store: Store,
+        creator: ChannelCreator,
+        *,
+        guild_id: str,
+        platform: str,
+        clock: Clock,
+        events: GlobalEventBroadcaster | None = None,
     ) -> None:
         self._store = store
         self._creator = creator
         self._guild_id = guild_id
         self._platform = platform
         self._clock = clock
+        self._events = events
 
     async def ensure_channel(self, dir_path: str) -> str:
         # The directory is bind-mounted into agent containers and created when missing:
@@ -68,6 +78,7 @@ class ChannelService:
             raise
         except Exception as err:
             raise ServiceError(f"storing channel mapping: {err}") from err
+        self._created(channel_id)
         return channel_id
 
     async def create_channel(self, name: str, author_id: str) -> str:
@@ -91,7 +102,12 @@ class ChannelService:
             await self._store.channels.upsert(row, self._clock.now())
         except Exception as err:
             raise ServiceError(f"storing channel mapping: {err}") from err
+        self._created(channel_id)
         return channel_id
+
+    def _created(self, channel_id: str) -> None:
+        if self._events is not None:
+            self._events.broadcast_channel_created("", channel_id)
 
     async def _find_by_dir(self, dir_path: str) -> Channel | None:
         try:
@@ -111,8 +127,9 @@ class ChannelService:
 class StoreChannelLister:
     """Satisfies ``ChannelLister`` over the store's repositories."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, events: GlobalEventBroadcaster | None = None) -> None:
         self._store = store
+        self._events = events
 
     async def list_channels(self) -> list[Channel]:
         return await self._store.channels.list()
@@ -124,4 +141,6 @@ class StoreChannelLister:
         return await self._store.messages.page(channel_id, cursor, limit)
 
     async def delete_channel(self, channel_id: str) -> None:
-        await self._store.channels.delete(channel_id)
+        """Delete the channel with its threads, messages and tasks; one ``channel.deleted``."""
+        if await self._store.channels.delete(channel_id) and self._events is not None:
+            self._events.broadcast_channel_deleted(channel_id)

@@ -11,7 +11,9 @@ import secrets
 from loop_server.clock import Clock
 from loop_server.platform.local import BOT_NAME, BOT_USER_ID, DEFAULT_AUTHOR
 from loop_server.protocols import EventBroadcaster
+from loop_server.services.errors import NotFound
 from loop_server.store import MessageRepository
+from loop_server.store.errors import ChannelNotFound
 from loop_server.store.models import Message, NewMessage
 
 BOT_MENTION = "@LoopBot"
@@ -56,31 +58,32 @@ class MessageService:
         broadcaster: EventBroadcaster | None,
         *,
         clock: Clock,
-        platform: str,
     ) -> None:
         self._repo = repo
         self._broadcaster = broadcaster
         self._clock = clock
-        self._platform = platform
 
     async def record(
         self, channel_id: str, author_id: str, author_name: str, content: str, *, is_bot: bool
     ) -> Message:
-        """Store a message and publish it. A user's message to an unknown channel creates the
-        channel on our platform (SPEC A.5 step 1); a bot's does not (``ChannelNotFound``), so a
-        late reply cannot resurrect a deleted channel."""
-        message = await self._repo.insert(
-            NewMessage(
-                channel_id=channel_id,
-                msg_id=new_msg_id(),
-                author_id=author_id,
-                author_name=author_name,
-                content=content,
-                is_bot=is_bot,
-                created_at=self._clock.now(),
-            ),
-            auto_create_platform=None if is_bot else self._platform,
-        )
+        """Store a message and publish it. The channel must exist: ``NotFound`` (``channel not
+        found``) otherwise. Upstream creates an unknown channel for a user's message, so a typo
+        in a channel id started an agent in an empty directory; and a late reply must not
+        resurrect a deleted channel."""
+        try:
+            message = await self._repo.insert(
+                NewMessage(
+                    channel_id=channel_id,
+                    msg_id=new_msg_id(),
+                    author_id=author_id,
+                    author_name=author_name,
+                    content=content,
+                    is_bot=is_bot,
+                    created_at=self._clock.now(),
+                )
+            )
+        except ChannelNotFound as err:
+            raise NotFound("channel not found") from err
         if self._broadcaster is not None:
             self._broadcaster.broadcast_message_created(message)
         return message

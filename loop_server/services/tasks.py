@@ -1,24 +1,55 @@
-"""Task operations behind the API (SPEC §8.2–8.3): validation and next-run computation."""
+"""Task operations behind the API and the slash commands: validation and next-run computation.
+
+Nonsense is refused before anything is stored, with a text that says what is wrong (upstream
+stores such tasks and then fails every run): an unknown channel, an empty prompt, a negative
+``auto_delete_sec``, a schedule that cannot be computed, a ``once`` time already past.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from loop_server.clock import Clock
-from loop_server.protocols import TaskEdit
-from loop_server.scheduling import next_run
-from loop_server.services.errors import ServiceError, TaskNotFound
+from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
+from loop_server.protocols import GlobalEventBroadcaster, TaskEdit
+from loop_server.scheduling import ScheduleError, next_run
+from loop_server.services.errors import Invalid, NotFound, ServiceError, TaskNotFound
 from loop_server.store import Store
 from loop_server.store.models import NewTask, Task, TaskRun
+
+CHANNEL_NOT_FOUND = "channel not found"
+
+
+def check_prompt(prompt: str) -> None:
+    if not prompt.strip():
+        raise Invalid("prompt is required")
+
+
+def check_auto_delete(seconds: int) -> None:
+    if seconds < 0:
+        raise Invalid("auto_delete_sec must not be negative")
+
+
+def first_run(task_type: str, schedule: str, now: datetime) -> datetime:
+    """``next_run`` for a schedule a client just gave: a ``once`` time already past is refused
+    (upstream runs it on the next poll, which is never what the client meant)."""
+    when = next_run(task_type, schedule, now)
+    if task_type == "once" and when < now:
+        raise ScheduleError(f"calculating next run: once time {schedule} is in the past")
+    return when
 
 
 class TaskService:
     """Satisfies ``TaskScheduler``. Running a task now is the running scheduler's job; it is
     attached with ``attach_runner`` once the scheduler exists."""
 
-    def __init__(self, store: Store, *, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, *, clock: Clock, events: GlobalEventBroadcaster | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._events = events
         self._runner: Callable[[int], Awaitable[int]] | None = None
 
     def attach_runner(self, run_now: Callable[[int], Awaitable[int]]) -> None:
@@ -34,21 +65,29 @@ class TaskService:
         auto_delete_sec: int = 0,
         template_name: str = "",
     ) -> int:
+        if not channel_id:
+            raise Invalid("channel_id is required")
+        check_prompt(prompt)
+        check_auto_delete(auto_delete_sec)
         now = self._clock.now()
-        first_run = next_run(task_type, schedule, now)  # raises ScheduleError: nothing stored
-        return await self._store.tasks.create(
+        when = first_run(task_type, schedule, now)  # raises ScheduleError: nothing stored
+        if await self._store.channels.get(channel_id) is None:
+            raise NotFound(CHANNEL_NOT_FOUND)
+        task_id = await self._store.tasks.create(
             NewTask(
                 channel_id=channel_id,
                 schedule=schedule,
                 type=task_type,
                 prompt=prompt,
-                next_run_at=first_run,
+                next_run_at=when,
                 created_at=now,
                 enabled=True,
                 template_name=template_name,
                 auto_delete_sec=auto_delete_sec,
             )
         )
+        self._publish(TASK_CREATED, task_id, channel_id)
+        return task_id
 
     async def list_tasks(self, channel_id: str) -> list[Task]:
         return await self._store.tasks.list_by_channel(channel_id, self._clock.now())
@@ -57,22 +96,33 @@ class TaskService:
         return await self._store.tasks.get(task_id)
 
     async def remove_task(self, task_id: int) -> None:
-        await self._store.tasks.delete(task_id)
-
-    async def update_task(self, task_id: int, enabled: bool | None, edit: TaskEdit) -> None:
-        now = self._clock.now()
-        if edit.is_empty():
-            if enabled is not None:
-                await self._store.tasks.set_enabled(task_id, enabled, now)
-            return
+        """Delete a task and its run log; ``TaskNotFound`` when there is none (a second delete
+        is a 404, as a ``GET`` of it is)."""
         task = await self._store.tasks.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
+        if await self._store.tasks.delete(task_id):
+            self._publish(TASK_DELETED, task_id, task.channel_id)
+
+    async def update_task(self, task_id: int, enabled: bool | None, edit: TaskEdit) -> None:
+        now = self._clock.now()
+        if edit.prompt is not None:
+            check_prompt(edit.prompt)
+        if edit.auto_delete_sec is not None:
+            check_auto_delete(edit.auto_delete_sec)
+        task = await self._store.tasks.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if edit.is_empty():
+            if enabled is not None:
+                await self._store.tasks.set_enabled(task_id, enabled, now)
+                self._publish(TASK_UPDATED, task_id, task.channel_id)
+            return
         schedule = task.schedule if edit.schedule is None else edit.schedule
         task_type = task.type if edit.type is None else edit.type
         next_run_at = None
         if edit.schedule is not None or edit.type is not None:
-            next_run_at = next_run(task_type, schedule, now)  # validated before any write
+            next_run_at = first_run(task_type, schedule, now)  # validated before any write
         await self._store.tasks.update(
             task_id,
             schedule=edit.schedule,
@@ -83,6 +133,11 @@ class TaskService:
             enabled=enabled,
             now=now,
         )
+        self._publish(TASK_UPDATED, task_id, task.channel_id)
+
+    def _publish(self, event_type: str, task_id: int, channel_id: str) -> None:
+        if self._events is not None:
+            self._events.broadcast_task_event(event_type, task_id, channel_id)
 
     async def list_runs(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]:
         if await self._store.tasks.get(task_id) is None:

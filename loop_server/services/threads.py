@@ -1,4 +1,5 @@
-"""ThreadService (SPEC §9.2)."""
+"""ThreadService: create and delete threads of a channel (``channel.created`` /
+``channel.deleted`` events, the envelope's channel being the parent for a new thread)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import trio
 from loop_server.channel_paths import mcp_config_path
 from loop_server.clock import Clock
 from loop_server.platform.local import new_thread_id
-from loop_server.protocols import ThreadCreator
+from loop_server.protocols import GlobalEventBroadcaster, ThreadCreator
 from loop_server.services.errors import Invalid, NotFound, ServiceError
 from loop_server.store import Store
 from loop_server.store.models import Channel, ChannelUpsert
@@ -22,12 +23,19 @@ class ThreadService:
     """Satisfies ``ThreadEnsurer``."""
 
     def __init__(
-        self, store: Store, creator: ThreadCreator | None, *, clock: Clock, loop_dir: str = ""
+        self,
+        store: Store,
+        creator: ThreadCreator | None,
+        *,
+        clock: Clock,
+        loop_dir: str = "",
+        events: GlobalEventBroadcaster | None = None,
     ) -> None:
         self._store = store
         self._creator = creator
         self._clock = clock
         self._loop_dir = loop_dir  # where a thread without a dir_path works (its parent's)
+        self._events = events
 
     async def create_thread(self, channel_id: str, name: str, author_id: str, message: str) -> str:
         parent = await self._get(channel_id, "looking up parent channel")
@@ -63,7 +71,28 @@ class ThreadService:
             await self._store.channels.upsert(row, self._clock.now())
         except Exception as err:
             raise ServiceError(f"storing thread mapping: {err}") from err
+        if self._events is not None:
+            self._events.broadcast_channel_created(parent.channel_id, thread_id)
         return thread_id
+
+    async def rename_thread(self, thread_id: str, name: str) -> None:
+        thread = await self._get(thread_id, "looking up thread")
+        if thread is None:
+            raise NotFound(f"thread {thread_id} not found")
+        if not thread.is_thread:
+            raise Invalid(f"channel {thread_id} is not a thread")
+        row = ChannelUpsert(
+            channel_id=thread.channel_id,
+            guild_id=thread.guild_id,
+            name=name,
+            dir_path=thread.dir_path,
+            parent_id=thread.parent_id,
+            active=thread.active,
+        )
+        try:
+            await self._store.channels.upsert(row, self._clock.now())
+        except Exception as err:
+            raise ServiceError(f"renaming thread: {err}") from err
 
     async def delete_thread(self, thread_id: str) -> None:
         thread = await self._get(thread_id, "looking up thread")
@@ -80,9 +109,11 @@ class ThreadService:
             except Exception as err:
                 raise ServiceError(f"deleting thread: {err}") from err
         try:
-            await self._store.channels.delete(thread_id)
+            deleted = await self._store.channels.delete(thread_id)
         except Exception as err:
             raise ServiceError(f"deleting thread from db: {err}") from err
+        if deleted and self._events is not None:
+            self._events.broadcast_channel_deleted(thread_id)
 
     async def _get(self, channel_id: str, context: str) -> Channel | None:
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from loop_server.bearer import CHALLENGE
 from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
 from loop_server.serving._request_head import REFUSAL_HEADERS, VERSION_HEADER
 from loop_server.serving._upgrade import Authorize
@@ -127,7 +128,8 @@ async def _answer(
 ) -> None:
     payload = body.encode()
     length = (b"content-length", str(len(payload)).encode())
-    headers = [*REFUSAL_HEADERS, *cors, *(extra or ()), length]
+    challenge = [CHALLENGE] if status == 401 else []  # every 401 says how to authenticate
+    headers = [*REFUSAL_HEADERS, *cors, *challenge, *(extra or ()), length]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
+from loop_server.bearer import CHALLENGE
 from loop_server.origin_policy import ANY_ORIGIN, Headers, header_lines
 from loop_server.serving import _rfc6455
 
@@ -155,10 +156,15 @@ def plain_response(
     phrase = http.HTTPStatus(status).phrase
     return (
         f"HTTP/1.1 {status} {phrase}\r\n".encode()
-        + header_lines((*REFUSAL_HEADERS, *cors, *extra_headers))
+        + header_lines((*REFUSAL_HEADERS, *cors, *_challenge(status), *extra_headers))
         + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
         + payload
     )
+
+
+def _challenge(status: int) -> Headers:
+    """Every 401 says how to authenticate (RFC 9110 §11.6.1)."""
+    return (CHALLENGE,) if status == 401 else ()
 
 
 def switching_protocols(key: bytes) -> bytes:

@@ -54,8 +54,21 @@ ON CONFLICT (channel_id) DO UPDATE SET
 """
 
 
+_CHILDREN = "SELECT channel_id FROM channels WHERE parent_id = ? AND parent_id != ''"
+
+
+def delete_tasks_sync(conn: sqlite3.Connection, channel_ids_query: str, *args: object) -> None:
+    """Delete the scheduled tasks (and their run logs) of the channels the query selects: a
+    task outliving its channel would fail on every run, or run for a channel id reused later."""
+    tasks = f"SELECT id FROM scheduled_tasks WHERE channel_id IN ({channel_ids_query})"
+    conn.execute(f"DELETE FROM task_run_logs WHERE task_id IN ({tasks})", args)
+    conn.execute(f"DELETE FROM scheduled_tasks WHERE channel_id IN ({channel_ids_query})", args)
+
+
 def delete_children_sync(conn: sqlite3.Connection, parent_id: str) -> int:
-    """Delete the threads of ``parent_id`` and their messages; return how many threads."""
+    """Delete the threads of ``parent_id`` with their messages and tasks; return how many
+    threads."""
+    delete_tasks_sync(conn, _CHILDREN, parent_id)
     # Messages first: messages.chat_id references channels.id and foreign keys are on.
     conn.execute(
         "DELETE FROM messages WHERE chat_id IN"
@@ -148,7 +161,8 @@ class ChannelRepository:
         return await self._db.write(update)
 
     async def delete(self, channel_id: str) -> bool:
-        """Delete the channel, its threads, and all their messages in one transaction.
+        """Delete the channel, its threads, and all their messages and scheduled tasks (with
+        their run logs) in one transaction.
 
         Returns False (and changes nothing) if the channel does not exist.
         """
@@ -159,6 +173,7 @@ class ChannelRepository:
             if found is None:
                 return False
             delete_children_sync(conn, channel_id)
+            delete_tasks_sync(conn, "?", channel_id)
             conn.execute("DELETE FROM messages WHERE chat_id = ?", (found[0],))
             conn.execute("DELETE FROM channels WHERE id = ?", (found[0],))
             return True
@@ -166,5 +181,6 @@ class ChannelRepository:
         return await self._db.write(delete)
 
     async def delete_children(self, parent_id: str) -> int:
-        """Delete every thread of ``parent_id`` with its messages; return how many threads."""
+        """Delete every thread of ``parent_id`` with its messages and tasks; return how many
+        threads."""
         return await self._db.write(lambda conn: delete_children_sync(conn, parent_id))

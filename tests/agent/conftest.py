@@ -22,11 +22,8 @@ from loop_server.clock import SystemClock
 from loop_server.containers import CHANNEL_LABEL, ContainerSettings, DockerEngine
 from loop_server.services.messages import MessageService
 from loop_server.store import Store
-from loop_server.store.models import Message
+from loop_server.store.models import ChannelUpsert, Message
 from tests.conftest import STUB_CLAUDE, TEST_IMAGE
-from tests.docker.conftest import docker_client, loop_test_image
-
-__all__ = ["docker_client", "loop_test_image"]
 
 
 @dataclass
@@ -94,6 +91,15 @@ class Agents:
     async def history(self, channel_id: str) -> list[Message]:
         return await self.store.messages.recent(channel_id, 200)
 
+    async def new_channel(self) -> str:
+        """A stored channel of the local platform (a message needs an existing channel)."""
+        channel_id = new_channel()
+        await self.store.channels.upsert(
+            ChannelUpsert(channel_id=channel_id, name=channel_id, platform="local"),
+            SystemClock().now(),
+        )
+        return channel_id
+
 
 def new_channel() -> str:
     return "t" + secrets.token_hex(6)
@@ -114,7 +120,7 @@ def make_agents_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
         store = await Store.open(tmp_path / f"loop-{secrets.token_hex(3)}.db")
         recorder = Recorder()
         clock = SystemClock()
-        messages = MessageService(store.messages, recorder, clock=clock, platform="local")
+        messages = MessageService(store.messages, recorder, clock=clock)
         containers = ContainerSettings(
             image=image,
             loop_dir=str(tmp_path),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,9 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from loop_server.containers import CHANNEL_LABEL
-from tests.conftest import STUB_CLAUDE, TEST_IMAGE, next_event
-from tests.docker.conftest import docker_client, loop_test_image
+from tests.conftest import STUB_CLAUDE, TEST_IMAGE, create_channel, next_event
 from tests.events.events_helpers import connect_ws
 from tests.hardening._process import CLI, serve_args, serve_process, server_env
-
-__all__ = ["docker_client", "loop_test_image"]
 
 
 def _containers(client: docker.DockerClient, channels: list[str]) -> list[Any]:
@@ -95,14 +91,16 @@ async def test_container_settings_come_from_config_file_and_environment(
     env = server_env(
         tmp_path, LOOP_CONTAINER_NETWORK="none", CLAUDE_CODE_OAUTH_TOKEN="oauth-from-env"
     )
-    hang, echo = "cfg-hang-" + secrets.token_hex(4), "cfg-echo-" + secrets.token_hex(4)
+    made: list[str] = []
     # The server is killed at the end: whatever happened, remove its containers here.
-    with _removed_afterwards(docker_client, [hang, echo]), trio.fail_after(90):
+    with _removed_afterwards(docker_client, made), trio.fail_after(90):
         async with (
             serve_process([*CLI, *serve_args(data_dir)], env) as server,
             httpx.AsyncClient(base_url=server.url, timeout=30) as http,
             connect_ws(server.port, "/api/ws") as ws,
         ):
+            hang, echo = await create_channel(http, "cfg-hang"), await create_channel(http, "e")
+            made += [hang, echo]
             posted = await http.post(
                 "/api/messages", json={"channel_id": hang, "content": "STUB:HANG"}
             )

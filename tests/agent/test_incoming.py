@@ -9,11 +9,9 @@ import httpx
 import pytest
 from trio_websocket import WebSocketConnection
 
+from loop_server.runtime import ServerHandle
 from loop_server.services.messages import strip_bot_mention
-from tests.conftest import events_until
-from tests.docker.conftest import docker_client, loop_test_image
-
-__all__ = ["docker_client", "loop_test_image"]
+from tests.conftest import add_channels, events_until
 
 
 @pytest.mark.parametrize(
@@ -42,8 +40,9 @@ def test_mention_and_prefix_are_stripped(content: str, stored: str) -> None:
 
 @pytest.mark.usefixtures("loop_test_image")
 async def test_posted_message_is_stored_and_prompted_without_its_trigger(
-    client: httpx.AsyncClient, events: WebSocketConnection
+    client: httpx.AsyncClient, server: ServerHandle, events: WebSocketConnection
 ) -> None:
+    await add_channels(server, "mention-test")
     posted = await client.post(
         "/api/messages",
         json={"channel_id": "mention-test", "content": "hey @LoopBot, STUB:ECHO_ARGS go"},

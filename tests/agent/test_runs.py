@@ -14,13 +14,13 @@ from loop_server.clock import SystemClock
 from loop_server.containers import CHANNEL_LABEL, DockerEngine
 from loop_server.platform.local import LocalPlatform
 from loop_server.services.threads import ThreadService
-from tests.agent.conftest import Agents, channel_containers, new_channel
+from tests.agent.conftest import Agents, channel_containers
 
 
 async def test_message_runs_agent_and_streams_back(
     agents: Agents, docker_client: docker.DockerClient
 ) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "alice", "STUB:TURNS=2 fix it")
     await agents.recorder.wait_for(channel, "completed")
     events = agents.recorder.of(channel)
@@ -52,7 +52,7 @@ async def test_message_runs_agent_and_streams_back(
 
 
 async def test_next_message_resumes_the_session(agents: Agents) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "first")
     await agents.recorder.wait_for(channel, "completed")
     stored = await agents.store.channels.get(channel)
@@ -70,7 +70,7 @@ async def test_next_message_resumes_the_session(agents: Agents) -> None:
 
 
 async def test_first_run_without_session_sends_history(agents: Agents) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:ECHO_ARGS hello")
     await agents.recorder.wait_for(channel, "completed")
     reply = (await agents.history(channel))[-1].content
@@ -79,7 +79,7 @@ async def test_first_run_without_session_sends_history(agents: Agents) -> None:
 
 
 async def test_thread_first_run_forks_the_parent_session(agents: Agents) -> None:
-    parent = new_channel()
+    parent = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(parent, "u", "start")
     await agents.recorder.wait_for(parent, "completed")
     parent_row = await agents.store.channels.get(parent)
@@ -102,7 +102,7 @@ async def test_thread_first_run_forks_the_parent_session(agents: Agents) -> None
 
 
 async def test_one_run_per_channel_and_channels_in_parallel(agents: Agents) -> None:
-    busy, other = new_channel(), new_channel()
+    busy, other = await agents.new_channel(), await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(busy, "u", "STUB:SLOW one")
     await agents.orchestrator.handle_incoming_message(busy, "u", "STUB:SLOW two")
     await agents.orchestrator.handle_incoming_message(other, "u", "STUB:SLOW three")
@@ -135,7 +135,7 @@ async def test_one_run_per_channel_and_channels_in_parallel(agents: Agents) -> N
 async def test_failed_runs_end_in_an_error_message(
     agents: Agents, docker_client: docker.DockerClient, prompt: str, error: str
 ) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", prompt)
     await agents.recorder.wait_for(channel, "error")
     [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
@@ -148,7 +148,7 @@ async def test_failed_runs_end_in_an_error_message(
 
 
 async def test_garbage_lines_are_skipped(agents: Agents) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:GARBAGE ok")
     await agents.recorder.wait_for(channel, "completed")
     assert (await agents.history(channel))[-1].content == "Done: user: STUB:GARBAGE ok\n"
@@ -156,7 +156,7 @@ async def test_garbage_lines_are_skipped(agents: Agents) -> None:
 
 async def test_timeout(nursery: trio.Nursery, agents_factory, docker_client) -> None:  # type: ignore[no-untyped-def]
     agents: Agents = await agents_factory(nursery, timeout=2)
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:HANG")
     await agents.recorder.wait_for(channel, "error")
     [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
@@ -166,7 +166,7 @@ async def test_timeout(nursery: trio.Nursery, agents_factory, docker_client) -> 
 
 async def test_missing_image(nursery: trio.Nursery, agents_factory) -> None:  # type: ignore[no-untyped-def]
     agents: Agents = await agents_factory(nursery, image="loop-missing:none")
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "hello")
     await agents.recorder.wait_for(channel, "error")
     [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
@@ -180,7 +180,7 @@ async def test_missing_image(nursery: trio.Nursery, agents_factory) -> None:  # 
 async def test_no_docker_engine(nursery: trio.Nursery, agents_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = DockerEngine(base_url=f"unix://{tmp_path}/no-such-docker.sock")
     agents: Agents = await agents_factory(nursery, engine=engine)
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "hello")
     await agents.recorder.wait_for(channel, "error")
     [status] = [d for k, d in agents.recorder.of(channel) if d.get("status") == "error"]
@@ -194,7 +194,7 @@ async def test_unusable_work_dir(agents: Agents, tmp_path) -> None:  # type: ign
     """A channel whose dir_path is a file: a clear error, not an internal one."""
     from loop_server.store.models import ChannelUpsert
 
-    channel, blocker = new_channel(), tmp_path / "a-file"
+    channel, blocker = await agents.new_channel(), tmp_path / "a-file"
     blocker.write_text("")
     await agents.store.channels.upsert(
         ChannelUpsert(channel_id=channel, name=channel, dir_path=str(blocker), platform="local"),
@@ -226,7 +226,7 @@ async def _running_container(
 
 
 async def test_container_killed_mid_run(agents: Agents, docker_client: docker.DockerClient) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:HANG")
     container = await _running_container(agents, docker_client, channel)
     await trio.to_thread.run_sync(container.kill)
@@ -237,7 +237,7 @@ async def test_container_killed_mid_run(agents: Agents, docker_client: docker.Do
 
 
 async def test_stop_mid_run(agents: Agents, docker_client: docker.DockerClient) -> None:
-    channel = new_channel()
+    channel = await agents.new_channel()
     assert agents.orchestrator.stop(channel) is False
     await agents.orchestrator.handle_incoming_message(channel, "u", "STUB:HANG")
     await _running_container(agents, docker_client, channel)
@@ -257,7 +257,7 @@ async def test_scheduled_task_runs_through_the_channel_queue(agents: Agents) -> 
 
     from loop_server.store.models import NewTask
 
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "make the channel")
     await agents.recorder.wait_for(channel, "completed")
     now = datetime.now(UTC)
@@ -287,7 +287,7 @@ def _project_key(work_dir: str) -> str:
 async def test_sessions_are_kept_in_the_claude_dir_between_containers(agents: Agents) -> None:
     """Each run has a fresh container; the session it starts must outlive it, or the next
     ``--resume`` finds nothing (real Claude, and the stub, fail then)."""
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "first")
     await agents.recorder.wait_for(channel, "completed")
     stored = await agents.store.channels.get(channel)
@@ -313,7 +313,7 @@ async def test_a_session_that_is_gone_is_replaced_by_a_new_one(agents_factory, n
     session cannot be resumed: the run starts a new session with the history instead of
     failing this and every later message of the channel."""
     agents: Agents = await agents_factory(nursery, claude_dir="")
-    channel = new_channel()
+    channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "first")
     await agents.recorder.wait_for(channel, "completed")
     first = await agents.store.channels.get(channel)
@@ -334,7 +334,7 @@ async def test_a_session_that_is_gone_is_replaced_by_a_new_one(agents_factory, n
 async def test_a_thread_without_a_dir_works_in_its_parents(agents: Agents) -> None:
     """Its fork of the parent's session is found (Claude keys sessions by work dir), and it
     sees the parent's files."""
-    parent = new_channel()
+    parent = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(parent, "u", "start")
     await agents.recorder.wait_for(parent, "completed")
     parent_row = await agents.store.channels.get(parent)

@@ -30,15 +30,8 @@ import trio
 
 from loop_server.config import Config
 from tests.conftest import make_config
-from tests.docker.conftest import (
-    RUN_LABEL,
-    TEST_LABEL,
-    docker_client,
-    docker_unavailable,
-)
+from tests.docker.fixtures import RUN_LABEL, TEST_LABEL, docker_unavailable
 from tests.fakes.anthropic_api import FakeAnthropic
-
-__all__ = ["docker_client"]
 
 AGENT_IMAGE = os.environ.get("LOOP_AGENT_IMAGE", "loop-agent:latest")
 HOLDER_IMAGE = os.environ.get("LOOP_TEST_IMAGE", "loop-test:latest")

@@ -16,7 +16,7 @@ import docker
 import trio
 
 from tests.agent_real.conftest import AGENT_IMAGE, FAKE_KEY, HOLDER_IMAGE, FakeApi, Holder
-from tests.docker.conftest import RUN_LABEL, TEST_LABEL
+from tests.docker.fixtures import RUN_LABEL, TEST_LABEL
 from tests.fakes.anthropic_api import Reply, ToolCall
 
 FLAGS = ["--print", "--verbose", "--output-format", "stream-json", "--dangerously-skip-permissions"]

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from loop_server.runtime import ServerHandle
-from tests.conftest import agents_idle
+from tests.conftest import add_channels, agents_idle
 
 
 async def test_listing_starts_empty(client: httpx.AsyncClient) -> None:
@@ -179,9 +179,10 @@ async def test_ensure_requires_an_absolute_dir(client: httpx.AsyncClient, dir_pa
 async def test_a_channel_id_that_is_a_path_stays_in_the_loop_dir(
     client: httpx.AsyncClient, server: ServerHandle
 ) -> None:
-    """Ids are the caller's (a message creates its channel): `../..` must not move the work dir
-    that agents get mounted read-write out of the data dir."""
+    """Ids can be anyone's (another platform's, an old database's): `../..` must not move the
+    work dir that agents get mounted read-write out of the data dir."""
     channel_id = "../../../tmp/escaped"
+    await add_channels(server, channel_id)
     posted = await client.post("/api/messages", json={"channel_id": channel_id, "content": "hi"})
     assert posted.status_code == 204
     await agents_idle(server)

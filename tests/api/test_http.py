@@ -10,7 +10,7 @@ import trio
 
 from loop_server.runtime import ServerHandle, run_server
 from tests.api._raw import raw_request
-from tests.conftest import make_config, user_messages
+from tests.conftest import create_channel, make_config, user_messages
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -22,6 +22,33 @@ async def test_unknown_path_is_go_404(client: httpx.AsyncClient) -> None:
     assert response.headers["content-type"] == TEXT
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status_line"),
+    [
+        (b"GET /api/health", b"HTTP/1.1 200 OK\r\n"),
+        (b"GET /api/nope", b"HTTP/1.1 404 Not Found\r\n"),
+        (b"PUT /api/channels", b"HTTP/1.1 405 Method Not Allowed\r\n"),
+        (b"POST /api/messages", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"GET /api/tasks/x", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"OPTIONS /api/tasks", b"HTTP/1.1 204 No Content\r\n"),
+    ],
+)
+async def test_status_lines_carry_their_reason_phrase(
+    server: ServerHandle, request_line: bytes, status_line: bytes
+) -> None:
+    """hypercorn writes ``HTTP/1.1 404 `` with an empty phrase; Go, and we, write the phrase."""
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(
+            request_line + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        )
+        with trio.fail_after(10):
+            head = b""
+            while b"\r\n" not in head:
+                head += await stream.receive_some(4096)
+    assert head.startswith(status_line), head
 
 
 async def test_trailing_slash_does_not_match(client: httpx.AsyncClient) -> None:
@@ -166,20 +193,45 @@ async def test_undecodable_body_is_400(client: httpx.AsyncClient, body: bytes) -
     assert response.text == "invalid request body\n"
 
 
-async def test_trailing_bytes_unknown_fields_and_key_case(client: httpx.AsyncClient) -> None:
-    body = b'{"Channel_ID":"c1","content":"hi","extra":{"a":1}} trailing garbage'
+async def test_unknown_fields_and_key_case(client: httpx.AsyncClient) -> None:
+    channel = await create_channel(client, "c")
+    body = b'{"Channel_ID":"%s","content":"hi","extra":{"a":1}} \r\n' % channel.encode()
     response = await client.post("/api/messages", content=body)
     assert response.status_code == 204
-    history = (await client.get("/api/channels/c1/messages")).json()
+    history = (await client.get(f"/api/channels/{channel}/messages")).json()
     assert [m["content"] for m in user_messages(history)] == ["hi"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/messages", b'{"channel_id":"%s","content":"hi"} trailing garbage'),
+        ("/api/messages", b'{"channel_id":"%s","content":"hi"}{"content":"again"}'),
+        ("/api/messages", b'{"channel_id":"%s","content":"hi"}]'),
+        ("/api/tasks", b'{"channel_id":"%s","type":"interval","schedule":"1h","prompt":"p"},'),
+        ("/api/commands", b'{"channel_id":"%s","command":"status"} x'),
+    ],
+)
+async def test_trailing_data_after_the_body_is_400_and_changes_nothing(
+    client: httpx.AsyncClient, path: str, body: bytes
+) -> None:
+    """Upstream reads the first JSON value and ignores the rest; a concatenation or a stray
+    character then passed silently. Here it is a bad body."""
+    channel = await create_channel(client, "c")
+    response = await client.post(path, content=body % channel.encode())
+    assert (response.status_code, response.text) == (400, "invalid request body\n")
+    history = (await client.get(f"/api/channels/{channel}/messages")).json()
+    assert history["messages"] == []
+    assert (await client.get("/api/tasks", params={"channel_id": channel})).json() == []
 
 
 async def test_any_integer_literal_is_a_number(client: httpx.AsyncClient) -> None:
     # Python refuses to convert more than 4300 digits; Go reads the number and skips the field.
-    body = b'{"channel_id":"c1","content":"hi","extra":' + b"1" * 5000 + b"}"
+    channel = await create_channel(client, "c1")
+    body = b'{"channel_id":"%s","content":"hi","extra":' % channel.encode() + b"1" * 5000 + b"}"
     response = await client.post("/api/messages", content=body)
     assert response.status_code == 204, response.text
-    history = (await client.get("/api/channels/c1/messages")).json()
+    history = (await client.get(f"/api/channels/{channel}/messages")).json()
     assert [m["content"] for m in user_messages(history)] == ["hi"]
     # In an integer field it is out of int64's range: a bad body, as in Go.
     body = b'{"type":"interval","schedule":"1h","auto_delete_sec":' + b"9" * 5000 + b"}"
@@ -195,9 +247,11 @@ async def test_lone_surrogate_escape_is_replacement_char(client: httpx.AsyncClie
     [channel] = (await client.get("/api/channels")).json()
     assert channel["name"] == "a\ufffdb\ufffd"
     # A proper pair is one character, as before.
-    body = b'{"channel_id":"c1","content":"\\ud83d\\ude00 \\udbff"}'
+    body = (
+        b'{"channel_id":"%s","content":"\\ud83d\\ude00 \\udbff"}' % channel["channel_id"].encode()
+    )
     assert (await client.post("/api/messages", content=body)).status_code == 204
-    history = (await client.get("/api/channels/c1/messages")).json()
+    history = (await client.get(f"/api/channels/{channel['channel_id']}/messages")).json()
     assert [m["content"] for m in user_messages(history)] == ["\U0001f600 \ufffd"]
 
 
@@ -207,8 +261,8 @@ async def test_lone_surrogate_escape_is_replacement_char(client: httpx.AsyncClie
         ("DELETE", "/api/tasks/1", None, 204),
         ("PATCH", "/api/tasks/1", b'{"enabled":false}', 200),
         ("DELETE", "/api/channels/{channel}", None, 204),
-        ("POST", "/api/messages", b'{"channel_id":"c1","content":"hi"}', 204),
-        ("POST", "/api/commands", b'{"channel_id":"c1","command":"status"}', 204),
+        ("POST", "/api/messages", b'{"channel_id":"{channel}","content":"hi"}', 204),
+        ("POST", "/api/commands", b'{"channel_id":"{channel}","command":"status"}', 204),
     ],
 )
 async def test_empty_answers_claim_no_content_type(
@@ -224,6 +278,7 @@ async def test_empty_answers_claim_no_content_type(
     assert (await client.post("/api/tasks", json=task)).status_code == 201
     head = f"{method} {path.format(channel=channel)} HTTP/1.1\r\nHost: localhost\r\n"
     if body is not None:
+        body = body.replace(b"{channel}", channel.encode())
         head += f"Content-Length: {len(body)}\r\n"
     got, headers, content = await raw_request(
         server.port, (head + "Connection: close\r\n\r\n").encode() + (body or b"")
@@ -259,6 +314,9 @@ class TestToken:
             unknown = await http.get("/api/nope")
         assert missing.status_code == 401
         assert missing.text == "unauthorized\n"
+        for refused in (missing, wrong, query, unknown):
+            assert refused.headers["www-authenticate"] == "Bearer"
+        assert "www-authenticate" not in right.headers
         assert wrong.status_code == 401
         assert query.status_code == 401  # plain HTTP must use the header
         assert unknown.status_code == 401  # no route probing without the token
@@ -283,8 +341,26 @@ class TestToken:
         refused = await raw_request(secured.port, upgrade.format(query="", auth="").encode())
         assert refused[0] == 401
         assert refused[2] == b"unauthorized\n"
+        assert refused[1]["www-authenticate"] == "Bearer"
         wrong = await raw_request(secured.port, upgrade.format(query="?token=x", auth="").encode())
         assert wrong[0] == 401
+        assert wrong[1]["www-authenticate"] == "Bearer"
+        for path in ("/api/ws", "/api/ws/terminal"):
+            # The second request of a keep-alive connection reaches hypercorn's path.
+            reused = (
+                b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                + upgrade.replace("/api/ws{query}", path).format(auth="").encode()
+            )
+            stream = await trio.open_tcp_stream("127.0.0.1", secured.port)
+            async with stream:
+                await stream.send_all(reused)
+                with trio.fail_after(10):
+                    answers = b""
+                    while answers.count(b"HTTP/1.1 ") < 2 or not answers.endswith(b"\n"):
+                        answers += await stream.receive_some(4096)
+            second = answers[answers.index(b"HTTP/1.1 ", 1) :].lower()
+            assert second.startswith(b"http/1.1 401 unauthorized\r\n"), second
+            assert b"\r\nwww-authenticate: bearer\r\n" in second
         for query, auth in (
             (f"?token={self.TOKEN}", ""),
             ("", f"Authorization: Bearer {self.TOKEN}\r\n"),

@@ -1,4 +1,4 @@
-"""Messages and history over real HTTP: SPEC §3.4–3.5."""
+"""Messages and history over real HTTP: posting (stored first; unknown channel 404) and paging."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import pytest
 
 from loop_server.runtime import ServerHandle
 from loop_server.store.models import NewMessage
-from tests.conftest import user_messages
+from tests.conftest import add_channels, user_messages
 
 
-async def test_post_stores_user_message_before_answering(client: httpx.AsyncClient) -> None:
+async def test_post_stores_user_message_before_answering(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    await add_channels(server, "c1")
     response = await client.post("/api/messages", json={"channel_id": "c1", "content": "hello"})
     assert response.status_code == 204
     assert response.content == b""
@@ -30,11 +33,16 @@ async def test_post_stores_user_message_before_answering(client: httpx.AsyncClie
     assert message["created_at"].endswith("Z")
 
 
-async def test_unknown_channel_is_created_on_local_platform(client: httpx.AsyncClient) -> None:
-    await client.post("/api/messages", json={"channel_id": "new-chan", "content": "x"})
-    listing = (await client.get("/api/channels")).json()
-    assert [c["channel_id"] for c in listing] == ["new-chan"]
-    assert listing[0]["active"] is True
+async def test_unknown_channel_is_404_and_creates_nothing(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    """Upstream creates the channel and starts an agent in an empty directory; a mistyped id
+    should not (docs/decisions.md)."""
+    response = await client.post("/api/messages", json={"channel_id": "new-chan", "content": "x"})
+    assert (response.status_code, response.text) == (404, "channel not found\n")
+    assert (await client.get("/api/channels")).json() == []
+    assert (await client.get("/api/channels/new-chan/messages")).json()["messages"] == []
+    assert server.services["orchestrator"].active_chat_channel_ids() == set()
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ async def test_bodies_and_replies_are_described(client: httpx.AsyncClient) -> No
     create = paths["/api/tasks"]["post"]
     schema = create["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["auto_delete_sec"] == {"type": "integer", "format": "int64"}
-    assert set(create["responses"]) == {"201", "400", "500"}
+    assert set(create["responses"]) == {"201", "400", "404", "500"}
     patch = paths["/api/tasks/{task_id}"]["patch"]
     assert [p["name"] for p in patch["parameters"]] == ["task_id"]
     history = paths["/api/channels/{channel_id}/messages"]["get"]

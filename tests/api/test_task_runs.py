@@ -3,6 +3,7 @@ end-to-end run through the agent container is in the agent-run tests."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -12,6 +13,7 @@ import trio
 from loop_server.runtime import ServerHandle
 from loop_server.scheduler import Scheduler
 from loop_server.store.models import Task
+from tests.conftest import add_channels
 
 
 @dataclass
@@ -32,9 +34,19 @@ def executor() -> GatedExecutor:
     return GatedExecutor()
 
 
+@pytest.fixture
+async def client(server: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
+    """The shared client, once channel ``c1`` exists (a task needs its channel)."""
+    await add_channels(server, "c1")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        yield http
+
+
 async def _task(client: httpx.AsyncClient, prompt: str = "p") -> int:
     body = {"channel_id": "c1", "schedule": "0 0 1 1 *", "type": "cron", "prompt": prompt}
-    return int((await client.post("/api/tasks", json=body)).json()["id"])
+    response = await client.post("/api/tasks", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
 
 
 async def _idle(server: ServerHandle) -> None:

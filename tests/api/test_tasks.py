@@ -1,13 +1,17 @@
-"""Task CRUD over real HTTP: SPEC §3.8–3.12, A.3 (invalid schedule/type → 400)."""
+"""Task CRUD over real HTTP: upstream's routes, invalid schedule/type → 400, and nonsense refused
+(unknown channel 404, empty prompt, negative auto_delete_sec, a once time in the past, PATCH and
+DELETE of an unknown task 404)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from tests.conftest import FixedClock
+from loop_server.runtime import ServerHandle
+from tests.conftest import FixedClock, add_channels
 
 NOW = datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC)
 
@@ -15,6 +19,15 @@ NOW = datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC)
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)
+
+
+@pytest.fixture
+async def client(server: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
+    """The shared client, once channels ``c1`` and ``c2`` exist (a task needs its channel).
+    Not an autouse fixture: pytest-trio would not make the test wait for it."""
+    await add_channels(server, "c1", "c2")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        yield http
 
 
 async def _create(client: httpx.AsyncClient, **fields: object) -> int:
@@ -90,10 +103,13 @@ async def test_create_wrong_types_are_400(client: httpx.AsyncClient) -> None:
         assert response.text == "invalid request body\n"
 
 
-async def test_list_orders_by_next_run_and_hides_past_once(client: httpx.AsyncClient) -> None:
+async def test_list_orders_by_next_run_and_hides_past_once(
+    client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    await _create(client, type="once", schedule="2026-03-01T10:05:00Z")
+    clock.current = datetime(2026, 3, 1, 10, 6, tzinfo=UTC)  # now that once-task is past
     late = await _create(client, type="interval", schedule="2h")
     soon = await _create(client, type="interval", schedule="10m")
-    await _create(client, type="once", schedule="2026-02-09T14:30:00Z")  # already past
     other = await _create(client, channel_id="c2")
     listing = (await client.get("/api/tasks", params={"channel_id": "c1"})).json()
     assert [t["id"] for t in listing] == [soon, late]
@@ -114,11 +130,12 @@ async def test_get_errors(client: httpx.AsyncClient) -> None:
     assert (missing.status_code, missing.text) == (404, "task not found\n")
 
 
-async def test_delete_is_idempotent(client: httpx.AsyncClient) -> None:
+async def test_delete_then_delete_again_is_404(client: httpx.AsyncClient) -> None:
     task_id = await _create(client)
     assert (await client.delete(f"/api/tasks/{task_id}")).status_code == 204
     assert (await client.get(f"/api/tasks/{task_id}")).status_code == 404
-    assert (await client.delete(f"/api/tasks/{task_id}")).status_code == 204
+    again = await client.delete(f"/api/tasks/{task_id}")  # upstream: 204
+    assert (again.status_code, again.text) == (404, "task not found\n")
     assert (await client.delete("/api/tasks/x1")).status_code == 400
 
 
@@ -129,7 +146,7 @@ async def test_patch_enabled(client: httpx.AsyncClient) -> None:
     assert response.content == b""
     assert (await client.get(f"/api/tasks/{task_id}")).json()["enabled"] is False
     unknown = await client.patch("/api/tasks/4242", json={"enabled": True})
-    assert unknown.status_code == 200  # upstream: a silent no-op
+    assert (unknown.status_code, unknown.text) == (404, "task not found\n")  # upstream: 200
 
 
 async def test_patch_edit_recomputes_only_for_schedule_or_type(
@@ -170,12 +187,86 @@ async def test_patch_invalid_edit_changes_nothing(client: httpx.AsyncClient) -> 
         ("/api/tasks/1", b'{"enabled":null,"prompt":null}', 400, "at least one field is required"),
         ("/api/tasks/1", b'{"enabled":"yes"}', 400, "invalid request body"),
         # Upstream answers 500 here; an unknown task is a 404 (docs/decisions.md).
-        ("/api/tasks/999", b'{"prompt":"x"}', 404, "task 999 not found"),
+        ("/api/tasks/999", b'{"prompt":"x"}', 404, "task not found"),
+        ("/api/tasks/999", b'{"enabled":false}', 404, "task not found"),
+        ("/api/tasks/1", b'{"prompt":""}', 400, "prompt is required"),
+        ("/api/tasks/1", b'{"prompt":" \\n"}', 400, "prompt is required"),
+        ("/api/tasks/1", b'{"auto_delete_sec":-1}', 400, "auto_delete_sec must not be negative"),
+        (
+            "/api/tasks/1",
+            b'{"type":"once","schedule":"2026-03-01T10:00:00Z"}',
+            400,
+            "calculating next run: once time 2026-03-01T10:00:00Z is in the past",
+        ),
     ],
 )
 async def test_patch_errors(
     client: httpx.AsyncClient, path: str, body: bytes, status: int, text: str
 ) -> None:
+    assert await _create(client) == 1
+    before = (await client.get("/api/tasks/1")).json()
     response = await client.patch(path, content=body)
     assert response.status_code == status
     assert response.text == text + "\n"
+    assert (await client.get("/api/tasks/1")).json() == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "text"),
+    [
+        ({"channel_id": "nowhere"}, 404, "channel not found"),
+        ({"channel_id": ""}, 400, "channel_id is required"),
+        ({"prompt": ""}, 400, "prompt is required"),
+        ({"prompt": "  \t"}, 400, "prompt is required"),
+        ({"auto_delete_sec": -5}, 400, "auto_delete_sec must not be negative"),
+        (
+            {"type": "once", "schedule": "2026-03-01T10:00:29Z"},
+            400,
+            "calculating next run: once time 2026-03-01T10:00:29Z is in the past",
+        ),
+    ],
+)
+async def test_create_refuses_nonsense_and_stores_nothing(
+    client: httpx.AsyncClient, fields: dict[str, object], status: int, text: str
+) -> None:
+    body = {"channel_id": "c1", "schedule": "*/15 * * * *", "type": "cron", "prompt": "p"}
+    body.update(fields)
+    response = await client.post("/api/tasks", json=body)
+    assert (response.status_code, response.text) == (status, text + "\n")
+    for channel in ("c1", "nowhere"):
+        assert (await client.get("/api/tasks", params={"channel_id": channel})).json() == []
+
+
+async def test_a_once_time_now_or_later_is_accepted(client: httpx.AsyncClient) -> None:
+    now = await _create(client, type="once", schedule="2026-03-01T10:00:30Z")
+    assert (await client.get(f"/api/tasks/{now}")).json()["next_run_at"] == "2026-03-01T10:00:30Z"
+
+
+async def test_deleting_a_channel_deletes_its_tasks_and_its_threads_tasks(
+    client: httpx.AsyncClient, server: ServerHandle
+) -> None:
+    """A task outliving its channel would fail on every run (docs/decisions.md)."""
+    thread = await client.post("/api/threads", json={"channel_id": "c1", "name": "t"})
+    thread_id = thread.json()["thread_id"]
+    own = await _create(client)
+    in_thread = await _create(client, channel_id=thread_id)
+    elsewhere = await _create(client, channel_id="c2")
+    await server.store.runs.start(own, NOW)  # a run log, which goes with its task
+    assert (await client.delete("/api/channels/c1")).status_code == 204
+    for gone in (own, in_thread):
+        assert (await client.get(f"/api/tasks/{gone}")).status_code == 404
+        assert (await client.get(f"/api/tasks/{gone}/runs")).status_code == 404
+    assert (await client.get(f"/api/tasks/{elsewhere}")).status_code == 200
+    assert await server.store.tasks.due(datetime(2100, 1, 1, tzinfo=UTC)) == [
+        await server.store.tasks.get(elsewhere)
+    ]
+
+
+async def test_deleting_a_thread_deletes_its_tasks(client: httpx.AsyncClient) -> None:
+    thread = await client.post("/api/threads", json={"channel_id": "c1", "name": "t"})
+    thread_id = thread.json()["thread_id"]
+    in_thread = await _create(client, channel_id=thread_id)
+    parents = await _create(client)
+    assert (await client.delete(f"/api/threads/{thread_id}")).status_code == 204
+    assert (await client.get(f"/api/tasks/{in_thread}")).status_code == 404
+    assert (await client.get(f"/api/tasks/{parents}")).status_code == 200

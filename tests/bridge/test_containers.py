@@ -17,9 +17,6 @@ from loop_server.channel_paths import mcp_config_path
 from loop_server.containers import CHANNEL_LABEL
 from loop_server.runtime import ServerHandle
 from tests.conftest import agents_idle, create_channel
-from tests.docker.conftest import docker_client, loop_test_image
-
-__all__ = ["docker_client", "loop_test_image"]
 
 pytestmark = pytest.mark.usefixtures("loop_test_image")
 

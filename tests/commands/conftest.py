@@ -122,7 +122,7 @@ def build_handler(
     config = CommandsConfig.from_extra(extra or {}, now=clock.now())
     return CommandHandler(
         tasks=tasks or TaskService(store, clock=clock),
-        replies=messages or MessageService(store.messages, None, clock=clock, platform="local"),
+        replies=messages or MessageService(store.messages, None, clock=clock),
         stop_run=stops,
         readme=README,
         channels=StoreChannelGrants(store.channels, clock=clock),

@@ -21,10 +21,8 @@ from loop_server.clock import SystemClock
 from loop_server.commands import CommandHandler, StoreChannelGrants
 from loop_server.protocols import Interaction, InteractionHandler
 from loop_server.runtime import ServerHandle, load_readme
-from tests.docker.conftest import docker_client, loop_test_image
+from tests.conftest import add_channels
 from tests.events.events_helpers import connect_ws
-
-__all__ = ["docker_client", "loop_test_image"]
 
 DEADLINE = 10
 
@@ -143,6 +141,7 @@ async def test_parsed_interaction_and_default_author(
 ) -> None:
     recording = Recording()
     attach(server, recording)
+    await add_channels(server, "c")
     response = await post(
         client,
         {"channel_id": "c", "command": "schedule type=cron schedule='0 9 * * *' prompt=\"a b\""},
@@ -163,6 +162,7 @@ async def test_parsed_interaction_and_default_author(
 async def test_author_id_is_passed_on(server: ServerHandle, client: httpx.AsyncClient) -> None:
     recording = Recording()
     attach(server, recording)
+    await add_channels(server, "c")
     # Unknown fields are ignored and keys match case-insensitively, as Go's decoder.
     body = {"Channel_ID": "c", "author_id": "U42", "command": "status", "extra": [1]}
     assert (await post(client, body)).status_code == 204
@@ -294,6 +294,7 @@ async def test_a_failing_handler_does_not_reach_the_caller(
             raise RuntimeError("boom")
 
     attach(server, Broken())
+    await add_channels(server, "c")
     watcher = FailureLogged()
     logger = logging.getLogger("loop_server")
     logger.addHandler(watcher)
@@ -334,3 +335,17 @@ async def test_stop_cancels_a_real_run(
     assert (await next_event("agent.status"))["data"] == {"status": "error", "error": "stopped"}
     assert (await post(client, {"channel_id": channel_id, "command": "stop"})).status_code == 204
     assert (await next_bot_message(events))["data"]["content"] == "No active run to stop."
+
+
+async def test_unknown_channel_is_404_and_runs_nothing(
+    server: ServerHandle, client: httpx.AsyncClient
+) -> None:
+    """Upstream answers 204 and only logs; the reply would have nowhere to go."""
+    recording = Recording()
+    attach(server, recording)
+    response = await post(client, {"channel_id": "nowhere", "command": "status"})
+    assert (response.status_code, response.text) == (404, "channel not found\n")
+    # A bad command is still a 400 first: the body is judged before the channel is looked up.
+    bad = await post(client, {"channel_id": "nowhere", "command": "frobnicate"})
+    assert (bad.status_code, bad.text) == (400, "unknown command\n")
+    assert recording.interactions == []

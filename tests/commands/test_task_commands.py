@@ -53,6 +53,7 @@ async def test_tasks_lists_the_channels_tasks(harness: Harness) -> None:
     await harness.run("schedule type=interval schedule=90m prompt='poll the queue'")
     await harness.run("schedule type=once schedule=2026-03-01T18:30:00Z prompt=once")
     await harness.tasks.add_task("c1", "0 9 * * *", "cron", "x" * 90, auto_delete_sec=60)
+    await harness.add_channel("other")
     await harness.tasks.add_task("other", "5m", "interval", "not this channel's")
     await harness.run("toggle 1")
     assert await harness.reply("tasks") == (
@@ -97,6 +98,7 @@ async def test_invalid_task_ids(harness: Harness, command: str, task_id: str) ->
 
 @pytest.mark.parametrize("command", ["task", "cancel", "toggle", "edit"])
 async def test_missing_and_foreign_tasks_are_not_found(harness: Harness, command: str) -> None:
+    await harness.add_channel("other")
     foreign = await harness.tasks.add_task("other", "5m", "interval", "theirs")
     assert await harness.reply(f"{command} 99 prompt=x") == "Task 99 not found."
     assert await harness.reply(f"{command} -1 prompt=x") == "Task -1 not found."
@@ -166,8 +168,19 @@ async def test_edit_with_an_invalid_schedule_changes_nothing(
     assert (task.schedule, task.prompt) == ("5m", "p")
 
 
-async def test_edit_to_an_empty_prompt_is_an_edit(harness: Harness) -> None:
+async def test_edit_to_an_empty_prompt_is_refused(harness: Harness) -> None:
+    """Upstream stores the empty prompt, and every later run fails; here it is refused."""
     await harness.run("schedule type=interval schedule=5m prompt=p")
-    assert await harness.reply("edit 1 prompt=") == "Task 1 updated."
+    assert await harness.reply("edit 1 prompt=") == "Failed to edit task."
     task = await harness.tasks.get_task(1)
-    assert task is not None and task.prompt == ""
+    assert task is not None and task.prompt == "p"
+
+
+async def test_schedule_refuses_an_empty_prompt_or_a_past_once(harness: Harness) -> None:
+    assert await harness.reply("schedule type=interval schedule=5m prompt=") == (
+        "Failed to schedule task."
+    )
+    assert await harness.reply("schedule type=once schedule=2020-01-01T00:00:00Z prompt=p") == (
+        "Failed to schedule task."
+    )
+    assert await harness.tasks.list_tasks("c1") == []

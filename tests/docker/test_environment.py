@@ -15,7 +15,7 @@ import docker
 import pytest
 from docker.models.images import Image
 
-from .conftest import STUB, TEST_IMAGE, TEST_LABEL, Containers, Finished, stub_args
+from tests.docker.fixtures import STUB, TEST_IMAGE, TEST_LABEL, Containers, Finished, stub_args
 
 pytestmark = pytest.mark.docker
 

@@ -25,7 +25,7 @@ import trio
 from loop_server.containers import CHANNEL_LABEL, DockerEngine, RunningChannels
 from loop_server.runtime import ServerHandle
 from loop_server.services.git import GitBranchReader
-from tests.docker.conftest import Containers
+from tests.docker.fixtures import Containers
 
 DEADLINE = 30
 

@@ -97,11 +97,12 @@ async def test_serves_readme_events_and_stops_on_sigterm(binary: Path, tmp_path:
                 script = await http.get("/console/app.js")
                 assert script.content == built.read_bytes()
 
-                async with connect_ws(server.port, "/api/ws?channels=c1") as ws:
+                channel = await create_channel(http, "c1")
+                async with connect_ws(server.port, f"/api/ws?channels={channel}") as ws:
                     # SQLite, the events fast path and the docker SDK, all from the bundle:
                     # the message is stored and broadcast, and its agent run fails cleanly.
                     posted = await http.post(
-                        "/api/messages", json={"channel_id": "c1", "content": "hi"}
+                        "/api/messages", json={"channel_id": channel, "content": "hi"}
                     )
                     assert posted.status_code == 204
                     created = json.loads(await ws.get_message())
@@ -114,7 +115,7 @@ async def test_serves_readme_events_and_stops_on_sigterm(binary: Path, tmp_path:
                             status = event["data"]
                     assert status["status"] == "error"
                     assert "docker engine not reachable" in status["error"]
-                    history = await http.get("/api/channels/c1/messages")
+                    history = await http.get(f"/api/channels/{channel}/messages")
                     contents = [m["content"] for m in history.json()["messages"]]
                     assert "hi" in contents
 

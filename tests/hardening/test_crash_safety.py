@@ -25,6 +25,7 @@ import httpx
 import pytest
 import trio
 
+from tests.conftest import create_channel
 from tests.hardening._process import (
     CLI,
     ServerProcess,
@@ -34,7 +35,7 @@ from tests.hardening._process import (
     unreachable_docker,
 )
 
-CHANNELS = ("crash-a", "crash-b", "crash-c")
+CHANNEL_NAMES = ("crash-a", "crash-b", "crash-c")
 WORKERS = 8
 #: Acknowledged writes per round before the kill (the kill then lands mid-stream).
 ACKS_BEFORE_KILL = 240
@@ -44,6 +45,7 @@ MAX_REQUESTS_PER_WORKER = 2000
 
 @dataclass
 class Acknowledged:
+    channels: list[str] = field(default_factory=list)  # made over REST in the first round
     messages: dict[str, str] = field(default_factory=dict)  # content → channel
     tasks: dict[int, str] = field(default_factory=dict)  # task id → channel
     in_flight: int = 0
@@ -60,7 +62,7 @@ async def _worker(
 ) -> None:
     """Alternate messages and tasks until the server is gone."""
     for n in range(MAX_REQUESTS_PER_WORKER):
-        channel = CHANNELS[(worker + n) % len(CHANNELS)]
+        channel = acked.channels[(worker + n) % len(acked.channels)]
         acked.in_flight += 1
         try:
             if n % 3 == 2:
@@ -96,6 +98,8 @@ async def _load_then_kill(server: ServerProcess, round_no: int, acked: Acknowled
         httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http,
         trio.open_nursery() as nursery,
     ):
+        if not acked.channels:
+            acked.channels = [await create_channel(http, name) for name in CHANNEL_NAMES]
         for worker in range(WORKERS):
             nursery.start_soon(_worker, http, round_no, worker, acked, enough)
         await enough.wait()
@@ -124,7 +128,7 @@ async def _history(http: httpx.AsyncClient, channel: str) -> list[str]:
 
 async def _check(server: ServerProcess, acked: Acknowledged) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        for channel in CHANNELS:
+        for channel in acked.channels:
             stored = await _history(http, channel)
             wanted = [c for c, ch in acked.messages.items() if ch == channel]
             lost = [c for c in wanted if c not in stored]

@@ -1,12 +1,13 @@
-"""SPEC A.2, one test per rule, on the real server (``run_server`` on 127.0.0.1, port 0).
+"""The security rules (docs/operations.md, "What is protected"), one test per rule, on the real
+server (``run_server`` on 127.0.0.1, port 0).
 
 The routes come from the Quart app's ``url_map``, so a route added later is covered without
 touching this file. tests/api/test_http.py has the first cases of several rules (one route's
 token, the events socket's token, the 413 of ``POST /api/messages``); this module extends them
 to every route and to both WebSocket paths (the listener's fast path and a reused keep-alive
 connection, which hypercorn serves), and adds the bind rule, the configurable limits and
-fragmented WebSocket messages. ``/api/ws/terminal`` is covered once it exists (skipped while
-it answers 404 or 501).
+fragmented WebSocket messages. ``/api/ws/terminal`` is covered like ``/api/ws``: a 404 or 501
+there is a failure, never a skip.
 
 Rules as in tests/conftest.py: loopback only, every wait under ``trio.fail_after``.
 """
@@ -29,6 +30,7 @@ from loop_server.api.app import create_quart_app
 from loop_server.config import ConfigError, load_config
 from loop_server.runtime import ServerHandle
 from tests.api._raw import raw_request
+from tests.conftest import create_channel
 from tests.events.events_helpers import RawClient, client_frame
 from tests.hardening._process import CLI, server_env
 from tests.hardening._servers import StartServer
@@ -97,14 +99,6 @@ async def upgrade_status(port: int, path: str, headers: str = "", *, reuse: bool
     client, _ = await open_upgrade(port, path, headers, reuse=reuse)
     async with client:
         return client.status
-
-
-async def skip_if_absent(port: int, path: str, headers: str = "") -> None:
-    """``/api/ws/terminal`` before it exists (404) or without a terminal manager (501)."""
-    if path == "/api/ws/terminal":
-        status = await upgrade_status(port, path, headers)
-        if status in (404, 501):
-            pytest.skip(f"{path} answers {status}: not served yet")
 
 
 # -- token: every REST route -----------------------------------------------------------------
@@ -317,8 +311,9 @@ async def test_the_body_limit_is_configurable(start_server: StartServer) -> None
     server = await start_server(max_body_bytes=1000)
     async with httpx.AsyncClient(base_url=server.url) as http:
         # 1000 bytes exactly are read (and found to be valid JSON); 1001 are not.
-        content = "x" * (1000 - len('{"channel_id":"c","content":""}'))
-        body = json.dumps({"channel_id": "c", "content": content}, separators=(",", ":"))
+        channel = await create_channel(http, "c")
+        content = "x" * (1000 - len('{"channel_id":"","content":""}') - len(channel))
+        body = json.dumps({"channel_id": channel, "content": content}, separators=(",", ":"))
         assert len(body) == 1000
         assert (await http.post("/api/messages", content=body)).status_code == 204
         over = await http.post("/api/messages", content=body + " ")
@@ -334,7 +329,6 @@ async def test_the_body_limit_is_configurable(start_server: StartServer) -> None
 
 
 async def open_websocket(server: ServerHandle, path: str, *, reuse: bool) -> RawClient:
-    await skip_if_absent(server.port, path)
     client, _ = await open_upgrade(server.port, path, reuse=reuse)
     assert client.status == 101, client.head
     return client

@@ -15,10 +15,7 @@ from pathlib import Path
 
 import trio
 
-from tests.docker.conftest import docker_client, loop_test_image
 from tests.hardening._process import server_env
-
-__all__ = ["docker_client", "loop_test_image"]
 
 ROOT = Path(__file__).resolve().parents[2]
 

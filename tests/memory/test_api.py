@@ -101,9 +101,10 @@ async def test_nothing_indexed_is_null(api: Api, project: Path) -> None:
     assert response.content == b'{"results":null}\n'
 
 
-async def test_no_match_is_an_empty_list(api: Api, notes: Path) -> None:
+async def test_no_match_is_null_too(api: Api, notes: Path) -> None:
+    """One shape for "no results" (docs/decisions.md): upstream's is always null."""
     response = await api.search({"query": "kubernetes", "dir_path": str(notes)})
-    assert response.content == b'{"results":[]}\n'
+    assert response.content == b'{"results":null}\n'
 
 
 async def test_not_configured_is_501_before_the_body(api: Api) -> None:
@@ -269,3 +270,48 @@ def test_empty_content_is_omitted() -> None:
         "score": 0.5,
         "chunk_index": 0,
     }
+
+
+async def test_a_channels_memory_dir_is_searched_without_configuration(
+    api: Api, project: Path
+) -> None:
+    """A new user's first search: notes in ``<work dir>/memory/`` are found with no config
+    file, no ``memory.paths`` and no explicit index call; notes written after that search are
+    found by the next one."""
+    created = await api.client.post("/api/channels", json={"dir_path": str(project)})
+    channel_id = created.json()["channel_id"]
+    assert (await api.search({"query": "rollout", "channel_id": channel_id})).json() == {
+        "results": None
+    }
+    write(project / "memory" / "deploy.md", "# Deploys\nUse blue-green rollouts on Fridays.")
+    write(project / "README.md", "rollout notes outside memory/ are not indexed")
+    response = await api.search({"query": "rollout", "channel_id": channel_id})
+    assert [r["file_path"] for r in response.json()["results"]] == [
+        str(project / "memory" / "deploy.md")
+    ]
+    write(project / "memory" / "nested" / "db.md", "The database is PostgreSQL.")
+    response = await api.search({"query": "postgresql", "channel_id": channel_id})
+    assert [r["file_path"] for r in response.json()["results"]] == [
+        str(project / "memory" / "nested" / "db.md")
+    ]
+
+
+async def test_a_channel_without_dir_searches_its_loop_dir_memory(
+    api: Api, server: ServerHandle
+) -> None:
+    created = await api.client.post("/api/channels/create", json={"name": "general"})
+    channel_id = created.json()["channel_id"]
+    work = server.config.data_dir / channel_id / "work"
+    write(work / "memory" / "standup.md", "Standup is at nine.")
+    response = await api.search({"query": "standup", "channel_id": channel_id})
+    assert [r["file_path"] for r in response.json()["results"]] == [
+        str(work / "memory" / "standup.md")
+    ]
+
+
+async def test_the_memory_dir_can_be_excluded(api: Api, project: Path) -> None:
+    set_project_paths(project, ["!memory"])
+    write(project / "memory" / "private.md", "nothing to see here")
+    assert (await api.index({"dir_path": str(project)})).json() == {"count": 0}
+    response = await api.search({"query": "nothing", "dir_path": str(project)})
+    assert response.json() == {"results": None}

@@ -1,8 +1,9 @@
-"""Which paths are a project's memory, in which scope, minus which exclusions (SPEC §10)."""
+"""Which paths are a project's memory, in which scope, minus which exclusions (docs/memory.md)."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,11 @@ from loop_server.memory import (
 )
 from loop_server.store import Database
 from tests.memory.conftest import auto_memory, set_project_paths, write
+
+
+def notes_root(project: Path) -> MemoryRoot:
+    """``<project>/memory``, indexed for every project, confined to the project."""
+    return MemoryRoot(str(project / "memory"), str(project), (os.path.realpath(project),))
 
 
 def test_auto_memory_dir_replaces_slashes(home: Path) -> None:
@@ -44,6 +50,7 @@ def test_the_containers_claude_dir_holds_auto_memory_too(
     assert plan.roots == (
         MemoryRoot(str(auto_memory(home, project)), str(project)),
         MemoryRoot(str(claude_dir / "projects" / key / "memory"), str(project)),
+        notes_root(project),
     )
 
 
@@ -69,6 +76,7 @@ def test_scopes(home: Path, project: Path, tmp_path: Path) -> None:
     plan = memory_plan(str(project), ["docs", str(shared), "~/notes"], home)
     assert plan.roots == (
         MemoryRoot(str(auto_memory(home, project)), str(project)),  # project scope
+        notes_root(project),  # the project's own notes dir: project scope
         MemoryRoot(str(project / "docs"), str(project)),  # relative: project scope
         MemoryRoot(str(shared), GLOBAL_SCOPE),  # absolute: global scope
         MemoryRoot(str(home / "notes"), GLOBAL_SCOPE),  # ~ is the (injected) home
@@ -79,7 +87,7 @@ def test_scopes(home: Path, project: Path, tmp_path: Path) -> None:
 def test_project_config_adds_paths_after_global_ones(home: Path, project: Path) -> None:
     set_project_paths(project, ["notes", "!notes/private", "/abs/team"])
     plan = memory_plan(str(project), ["docs"], home, project_allowlist=["/abs"])
-    assert [root.path for root in plan.roots[1:]] == [
+    assert [root.path for root in plan.roots[2:]] == [
         str(project / "docs"),
         str(project / "notes"),
         "/abs/team",
@@ -91,13 +99,13 @@ def test_project_config_adds_paths_after_global_ones(home: Path, project: Path) 
 def test_exclusions_resolve_like_paths(home: Path, project: Path) -> None:
     plan = memory_plan(str(project), ["!drafts/", "!/abs/x", "!~/tmp", "!"], home)
     assert plan.exclusions == (str(project / "drafts"), "/abs/x", str(home / "tmp"))
-    assert len(plan.roots) == 1
+    assert len(plan.roots) == 2
 
 
 def test_duplicates_keep_the_first_mention(home: Path, project: Path) -> None:
     set_project_paths(project, ["./docs/", "docs", str(project / "docs")])
     plan = memory_plan(str(project), ["docs", "docs"], home)
-    assert plan.roots[1:] == (MemoryRoot(str(project / "docs"), str(project)),)
+    assert plan.roots[2:] == (MemoryRoot(str(project / "docs"), str(project)),)
 
 
 def test_bad_project_config_is_ignored_with_a_warning(
@@ -105,18 +113,18 @@ def test_bad_project_config_is_ignored_with_a_warning(
 ) -> None:
     caplog.set_level(logging.WARNING)
     write(project / ".loop" / "config.json", "{ not json")
-    assert len(memory_plan(str(project), [], home).roots) == 1
+    assert len(memory_plan(str(project), [], home).roots) == 2
     assert "not valid JSON" in caplog.text
     write(project / ".loop" / "config.json", '{"memory": {"paths": "docs"}}')
-    assert len(memory_plan(str(project), [], home).roots) == 1
+    assert len(memory_plan(str(project), [], home).roots) == 2
     write(project / ".loop" / "config.json", '{"memory": {"paths": ["ok", 3, "bad\\u0000"]}}')
-    assert [r.path for r in memory_plan(str(project), [], home).roots[1:]] == [str(project / "ok")]
+    assert [r.path for r in memory_plan(str(project), [], home).roots[2:]] == [str(project / "ok")]
     assert "ignoring memory.paths entry 3" in caplog.text
 
 
 def test_project_config_without_memory_section(home: Path, project: Path) -> None:
     write(project / ".loop" / "config.json", '{"mcp": {}}')
-    assert len(memory_plan(str(project), [], home).roots) == 1
+    assert len(memory_plan(str(project), [], home).roots) == 2
 
 
 @pytest.mark.parametrize(
@@ -144,7 +152,7 @@ def test_project_config_paths_outside_the_project_are_ignored_with_a_warning(
         project, [str(outside), "../host-secrets", "escape", "~/notes", "docs", "!/etc"]
     )
     plan = memory_plan(str(project), [], home)
-    assert [root.path for root in plan.roots[1:]] == [str(project / "docs")]
+    assert [root.path for root in plan.roots[2:]] == [str(project / "docs")]
     assert plan.exclusions == ("/etc",)  # an exclusion only narrows what is indexed
     ignored = [r.getMessage() for r in caplog.records if "outside the project" in r.getMessage()]
     assert len(ignored) == 4
@@ -159,10 +167,35 @@ def test_project_allowlist_admits_dirs_outside_the_project(
     set_project_paths(project, [str(shared / "team"), str(tmp_path / "sharedx")])
     plan = memory_plan(str(project), [], home, project_allowlist=[str(shared)])
     # Separator-safe: "sharedx" is not inside "shared".
-    assert [root.path for root in plan.roots[1:]] == [str(shared / "team")]
-    assert plan.roots[1].scope == GLOBAL_SCOPE
+    assert [root.path for root in plan.roots[2:]] == [str(shared / "team")]
+    assert plan.roots[2].scope == GLOBAL_SCOPE
 
 
 def test_global_config_paths_are_not_confined(home: Path, project: Path, tmp_path: Path) -> None:
     plan = memory_plan(str(project), [str(tmp_path / "anywhere")], home)
-    assert plan.roots[1] == MemoryRoot(str(tmp_path / "anywhere"), GLOBAL_SCOPE)
+    assert plan.roots[2] == MemoryRoot(str(tmp_path / "anywhere"), GLOBAL_SCOPE)
+
+
+def test_the_projects_memory_dir_is_a_root_by_default(home: Path, project: Path) -> None:
+    plan = memory_plan(str(project), [], home)
+    assert plan.roots == (
+        MemoryRoot(str(auto_memory(home, project)), str(project)),
+        notes_root(project),
+    )
+
+
+def test_a_memory_dir_linked_out_of_the_project_is_ignored_with_a_warning(
+    home: Path, project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An agent can replace ``memory/`` with a link to a host dir: that must not make the host
+    dir searchable. A link inside the project (or into the allowlist) is followed."""
+    caplog.set_level(logging.WARNING)
+    outside = tmp_path / "host-secrets"
+    outside.mkdir()
+    (project / "memory").symlink_to(outside)
+    assert memory_plan(str(project), [], home).roots == (
+        MemoryRoot(str(auto_memory(home, project)), str(project)),
+    )
+    assert "outside the project" in caplog.text
+    allowed = memory_plan(str(project), [], home, project_allowlist=[str(outside)])
+    assert allowed.roots[1].path == str(project / "memory")

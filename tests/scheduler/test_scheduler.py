@@ -22,6 +22,7 @@ from loop_server.services.tasks import TaskService
 from loop_server.store import Store
 from loop_server.store.models import Task
 from tests.conftest import FixedClock
+from tests.store.helpers import add_channel
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -59,6 +60,7 @@ class Executor:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open(tmp_path / "loop.db")
+    await add_channel(opened, "c1")  # a task needs an existing channel
     yield opened
     await opened.close()
 

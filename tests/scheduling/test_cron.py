@@ -344,12 +344,15 @@ def test_end_of_representable_time_returns_none() -> None:
 
 
 def test_impossible_date_search_is_fast() -> None:
+    """The search walks months and days, not minutes: about 0.3 ms of CPU here. The bound is
+    this thread's CPU time, which other processes on a loaded machine do not inflate, with a
+    margin of three orders of magnitude (a minute-by-minute walk of five years takes seconds)."""
     schedule = CronSchedule.parse("0 0 30 2 *")
     worst = CronSchedule.parse("59 23 31 2,4,6,9,11 *")
     for candidate in (schedule, worst):
-        started = time.perf_counter()
+        started = time.thread_time()
         assert candidate.next_after(NOW) is None
-        assert time.perf_counter() - started < 0.05
+        assert time.thread_time() - started < 0.5
 
 
 # --- cross-check against a brute-force search ------------------------------------------------

@@ -27,11 +27,9 @@ from loop_server.containers import (
 )
 from loop_server.serving import EventsEndpoint, TerminalEndpoint, serve
 from loop_server.terminal import InteractiveCommands, SessionManager
-from tests.docker.conftest import Containers, docker_client, docker_containers, loop_test_image
+from tests.docker.fixtures import Containers
 from tests.events.events_helpers import allow_all, make_app
 from tests.terminal.terminal_helpers import FakeChannels, hypercorn_config, loopback_socket
-
-__all__ = ["docker_client", "docker_containers", "loop_test_image"]
 
 TEST_IMAGE = "loop-test:latest"
 

@@ -17,7 +17,7 @@ from docker.models.containers import Container
 from loop_server.containers import ChannelContainers, ContainerSettings, DockerEngine, DockerExec
 from loop_server.containers._ownership import NotOurContainer
 from loop_server.terminal import SessionManager
-from tests.docker.conftest import Containers
+from tests.docker.fixtures import Containers
 from tests.terminal.conftest import TEST_IMAGE, StartTerminalServer, start_shell
 from tests.terminal.terminal_helpers import DEADLINE, open_terminal
 

@@ -36,7 +36,7 @@ from loop_server.containers import (
     DockerExec,
 )
 from loop_server.terminal import SessionManager
-from tests.docker.conftest import Containers
+from tests.docker.fixtures import Containers
 from tests.events.events_helpers import RawClient, client_frame, connect_ws, raw_connect
 from tests.terminal.conftest import StartTerminalServer, start_shell
 from tests.terminal.terminal_helpers import DEADLINE, FakeChannels, b64, open_terminal

@@ -20,7 +20,7 @@ from loop_server.config import Config
 from loop_server.runtime import ServerHandle
 from loop_server.terminal import SessionManager
 from tests.conftest import make_config
-from tests.docker.conftest import Containers
+from tests.docker.fixtures import Containers
 from tests.events.events_helpers import connect_ws
 from tests.terminal.terminal_helpers import DEADLINE, open_terminal
 

@@ -21,10 +21,8 @@ import pytest
 import trio
 
 from tests.browser.conftest import ARTIFACTS, Browser, BrowserPage
-from tests.docker.conftest import Containers, docker_client, docker_containers, loop_test_image
+from tests.docker.fixtures import Containers
 from tests.hardening._process import CLI, ServerProcess, serve_args, serve_process, server_env
-
-__all__ = ["docker_client", "docker_containers", "loop_test_image"]
 
 SHOTS = ARTIFACTS / "console"
 TOKEN = "console-test-token"
