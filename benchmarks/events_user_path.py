@@ -268,10 +268,24 @@ def run_client(options: argparse.Namespace) -> dict[str, Any]:
         sock, _ = _subscribe(port, channel)
         subs[sock.fileno()] = Subscriber(sock, probe=index % 10 == 0)
         poller.register(sock.fileno(), select.EPOLLIN)
-    writers = [Writer(port) for _ in range(WRITERS)]
-    by_fd = {w.sock.fileno(): w for w in writers}
-    for fd in by_fd:
-        poller.register(fd, select.EPOLLIN)
+    writers: list[Writer] = []
+    by_fd: dict[int, Writer] = {}
+
+    def connect_writers() -> None:
+        # Fresh connections for each pump: the warm-up's last answers can precede its last
+        # deliveries by seconds (a command is answered before its reply is broadcast), longer
+        # than hypercorn's 5 s keep-alive timeout (the Node peer sets 60 s), and a write sent on
+        # the connection the server closed meanwhile failed the run ("a writer's connection was
+        # closed": the 2026-12-02 `commands` N=1000 failures).
+        for writer in writers:
+            poller.unregister(writer.sock.fileno())
+            writer.sock.close()
+        writers[:] = [Writer(port) for _ in range(WRITERS)]
+        by_fd.clear()
+        by_fd.update((w.sock.fileno(), w) for w in writers)
+        for fd in by_fd:
+            poller.register(fd, select.EPOLLIN)
+
     stamped = options.write == "messages"
     path = "/api/messages" if stamped else "/api/commands"
 
@@ -288,6 +302,7 @@ def run_client(options: argparse.Namespace) -> dict[str, Any]:
     def pump(total_writes: int, record: bool) -> int:
         """Run writes until ``total_writes`` are answered and delivered; returns last receipt."""
         nonlocal received
+        connect_writers()
         target = received + total_writes * n
         sent = answered = 0
         last = 0
@@ -381,7 +396,7 @@ def _run_one(run: Run, options: argparse.Namespace) -> None:
             preexec_fn=(lambda: _pin(1)) if options.pin else None,
         )
         if completed.returncode != 0:
-            run.result = {"error": completed.stderr.strip().splitlines()[-1:]}
+            run.result = {"error": completed.stderr.strip().splitlines()[-3:]}
             return
         run.result = json.loads(completed.stdout)
 
