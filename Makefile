@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench bench-peers clean docker-env browser-env agent-image binary binary-smoke console console-check
+.PHONY: install run test lint bench bench-peers bench-rest-peer clean docker-env browser-env agent-image binary binary-smoke console console-check
 
 install: $(STAMP)
 
@@ -57,8 +57,12 @@ bench: install
 
 # The Node peers of the events benchmarks. better-sqlite3 is compiled here (its prebuilt
 # binaries come from GitHub): node-gyp uses the system's Node headers (Debian: /usr/include/node).
-bench-peers:
+bench-peers: bench-rest-peer
 	cd benchmarks/peers && npm_config_nodedir=/usr npm ci --no-audit --no-fund
+
+# The persisting Node peer of benchmarks/rest.py (its own package: only better-sqlite3).
+bench-rest-peer:
+	cd benchmarks/peers/rest && npm_config_nodedir=/usr npm ci --no-audit --no-fund
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -195,6 +195,7 @@ class Writer:
         self.sock.setblocking(False)
         self.buffer = b""
         self.busy = False
+        self.closed = False
 
     def send(self, request: bytes) -> None:
         self.sock.setblocking(True)
@@ -207,7 +208,12 @@ class Writer:
         with contextlib.suppress(BlockingIOError):
             data = self.sock.recv(65536)
             if not data:
-                raise ConnectionError("a writer's connection was closed")
+                if self.busy:
+                    raise ConnectionError("a writer's connection was closed")
+                # Idle past hypercorn's 5 s keep-alive timeout (once a run's last write is
+                # answered, its deliveries may still take that long): a normal close.
+                self.closed = True
+                return []
             self.buffer += data
         statuses = []
         while b"\r\n\r\n" in self.buffer:
@@ -268,10 +274,25 @@ def run_client(options: argparse.Namespace) -> dict[str, Any]:
         sock, _ = _subscribe(port, channel)
         subs[sock.fileno()] = Subscriber(sock, probe=index % 10 == 0)
         poller.register(sock.fileno(), select.EPOLLIN)
-    writers = [Writer(port) for _ in range(WRITERS)]
-    by_fd = {w.sock.fileno(): w for w in writers}
-    for fd in by_fd:
-        poller.register(fd, select.EPOLLIN)
+    writers: list[Writer] = []
+    by_fd: dict[int, Writer] = {}
+
+    def connect_writers() -> None:
+        # Fresh connections for each pump: a pump's last answers can precede its last
+        # deliveries by seconds (a command is answered before its reply is broadcast), longer
+        # than hypercorn's 5 s keep-alive timeout (the Node peer sets 60 s), so the server
+        # closes the idle writers meanwhile; that close was taken for a failure ("a writer's
+        # connection was closed": the 2026-12-02 `commands` N=1000 failures).
+        for writer in writers:
+            if not writer.closed:
+                poller.unregister(writer.sock.fileno())
+            writer.sock.close()
+        writers[:] = [Writer(port) for _ in range(WRITERS)]
+        by_fd.clear()
+        by_fd.update((w.sock.fileno(), w) for w in writers)
+        for fd in by_fd:
+            poller.register(fd, select.EPOLLIN)
+
     stamped = options.write == "messages"
     path = "/api/messages" if stamped else "/api/commands"
 
@@ -288,6 +309,7 @@ def run_client(options: argparse.Namespace) -> dict[str, Any]:
     def pump(total_writes: int, record: bool) -> int:
         """Run writes until ``total_writes`` are answered and delivered; returns last receipt."""
         nonlocal received
+        connect_writers()
         target = received + total_writes * n
         sent = answered = 0
         last = 0
@@ -302,7 +324,11 @@ def run_client(options: argparse.Namespace) -> dict[str, Any]:
             for fd, _ in poller.poll(0.5, 1024):
                 writer = by_fd.get(fd)
                 if writer is not None:
-                    for status in writer.read():
+                    statuses = writer.read()
+                    if writer.closed:
+                        poller.unregister(fd)
+                        del by_fd[fd]
+                    for status in statuses:
                         if status >= 300:
                             raise RuntimeError(f"a write was answered {status}")
                         answered += 1
@@ -381,7 +407,7 @@ def _run_one(run: Run, options: argparse.Namespace) -> None:
             preexec_fn=(lambda: _pin(1)) if options.pin else None,
         )
         if completed.returncode != 0:
-            run.result = {"error": completed.stderr.strip().splitlines()[-1:]}
+            run.result = {"error": completed.stderr.strip().splitlines()[-3:]}
             return
         run.result = json.loads(completed.stdout)
 

@@ -36,7 +36,14 @@ def rfc3339(dt: datetime | None) -> str:
     if dt is None:
         return ZERO_TIME_TEXT
     dt = utc(dt)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.year >= 1000:
+        # The same text as strftime below, formatted directly (several times faster: history
+        # pages render 50 per request). strftime does not pad years before 1000 on glibc.
+        base = (
+            f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        )
+    else:
+        base = dt.strftime("%Y-%m-%dT%H:%M:%S")
     if dt.microsecond:
         base += ("." + f"{dt.microsecond:06d}").rstrip("0")
     return base + "Z"

@@ -22,6 +22,7 @@ from loop_server.access import (
     identify,
     token_matches,
 )
+from loop_server.api._lean import LeanRequest, LeanRoutes, send_answer
 from loop_server.api._scope import Request, ScopeGuard
 from loop_server.bearer import CHALLENGE
 from loop_server.origin_policy import ANY_ORIGIN, OriginPolicy
@@ -140,8 +141,10 @@ class Gateway:
         policy: OriginPolicy,
         agents: AgentTokens | None = None,
         guard: ScopeGuard | None = None,
+        lean: LeanRoutes | None = None,
     ) -> None:
         self._app = app
+        self._lean = lean
         self._token = token
         self._max_body_bytes = max_body_bytes
         self._policy = policy
@@ -215,6 +218,14 @@ class Gateway:
                     await send_text(send, 403, refusal, cors=cors)
                     return
             scope[CALLER] = caller
+
+        hot = self._lean.match(scope["method"], path) if self._lean is not None else None
+        if hot is not None and self._lean is not None:
+            # A hot route: its core answers directly, as its Quart view would (api/_lean.py).
+            core, params = hot
+            lean = LeanRequest(scope["method"], path, scope.get("query_string", b""), body, scope)
+            await send_answer(send, await self._lean.answer(core, lean, params), cors)
+            return
 
         delivered = False
 

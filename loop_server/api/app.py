@@ -23,6 +23,7 @@ from loop_server.api import (
     threads,
 )
 from loop_server.api._gateway import ASGIApp, Gateway
+from loop_server.api._lean import LeanRoutes
 from loop_server.api._responses import ApiError, text_response
 from loop_server.api._scope import ScopeGuard
 from loop_server.api.deps import ApiDeps
@@ -32,7 +33,9 @@ from loop_server.services.errors import Invalid, NotFound
 log = logging.getLogger(__name__)
 
 
-def create_quart_app(deps: ApiDeps) -> QuartTrio:
+def create_quart_app(deps: ApiDeps, lean: LeanRoutes | None = None) -> QuartTrio:
+    """The Quart app; with ``lean``, the hot routes' cores are also entered there for the
+    gateway to answer without Quart (``api/_lean.py``)."""
     # No Quart static folder: the API routes, plus the console's page and assets when given.
     app = QuartTrio("loop_server", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = deps.max_body_bytes
@@ -71,8 +74,15 @@ def create_quart_app(deps: ApiDeps) -> QuartTrio:
         log.exception("request failed")
         return text_response(str(err) or type(err).__name__, 500)
 
-    for module in (channels, messages, threads, tasks, misc, memory, commands, openapi):
-        module.register(app, deps)
+    # In this order: the OpenAPI document lists the routes as they were registered.
+    channels.register(app, deps, lean)
+    messages.register(app, deps, lean)
+    threads.register(app, deps)
+    tasks.register(app, deps, lean)
+    misc.register(app, deps, lean)
+    memory.register(app, deps)
+    commands.register(app, deps, lean)
+    openapi.register(app, deps)
     if deps.console is not None:
         console.register(app, deps.console)
     return app
@@ -87,7 +97,8 @@ def create_app(
 ) -> ASGIApp:
     """``policy`` None: the default rules (loopback bind, nothing else allowed). ``agents``: the
     scoped agent tokens the API accepts besides ``token`` (docs/mcp.md)."""
-    app = cast(ASGIApp, create_quart_app(deps))
+    lean = LeanRoutes()
+    app = cast(ASGIApp, create_quart_app(deps, lean))
     guard = ScopeGuard(deps.store, deps.scheduler, loop_dir=deps.loop_dir)
     return Gateway(
         app,
@@ -96,4 +107,5 @@ def create_app(
         policy=policy or OriginPolicy(),
         agents=agents,
         guard=guard,
+        lean=lean,
     )

@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 import trio
-from quart import Quart, Response, request
+from quart import Quart, Response
 
 from loop_server.access import CALLER
 from loop_server.api import _routes as routes
 from loop_server.api._family import visible_to
+from loop_server.api._lean import Answer, LeanRequest, LeanRoutes, hot_route, json_answer
 from loop_server.api._responses import (
     ApiError,
     empty_response,
@@ -98,9 +99,9 @@ def work_dir(deps: ApiDeps, channel: Channel) -> str:
     return channel.work_dir(deps.loop_dir)
 
 
-def register(app: Quart, deps: ApiDeps) -> None:
-    @route(app, LIST)
-    async def list_channels() -> Response:
+def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
+    @hot_route(app, LIST, lean)
+    async def list_channels(req: LeanRequest) -> Answer:
         need(deps.store, "channel listing not configured")
         assert deps.store is not None
         channels = await deps.store.list_channels()
@@ -115,9 +116,9 @@ def register(app: Quart, deps: ApiDeps) -> None:
             if lookup.cancelled_caught:
                 log.warning("failed to list running channels: no answer in %ss", LOOKUP_DEADLINE)
         active = deps.active_chats.active_chat_channel_ids() if deps.active_chats else set()
-        query = request.args.get("query", "").lower()
+        query = req.args.get("query", "").lower()
         # An agent sees its own channel and threads only (docs/mcp.md).
-        visible = await visible_to(request.scope.get(CALLER), deps.store)
+        visible = await visible_to(req.scope.get(CALLER), deps.store)
         shown = [
             c
             for c in channels
@@ -141,7 +142,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             if branch:
                 item["branch"] = branch
             items.append(item)
-        return json_response(items)
+        return json_answer(items)
 
     @route(app, ENSURE)
     async def ensure_channel() -> Response:

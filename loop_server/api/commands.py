@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from quart import Quart, Response
+from quart import Quart
 
 from loop_server.api import _routes as routes
-from loop_server.api._responses import ApiError, empty_response, need, read_body
-from loop_server.api._routes import Route, route
+from loop_server.api._lean import NO_CONTENT, Answer, LeanRequest, LeanRoutes, hot_route
+from loop_server.api._responses import ApiError, need
+from loop_server.api._routes import Route
 from loop_server.api.deps import ApiDeps
 from loop_server.commands import UnknownCommand, parse_command
 from loop_server.platform.local import DEFAULT_AUTHOR
@@ -34,13 +35,13 @@ POST = Route(
 )
 
 
-def register(app: Quart, deps: ApiDeps) -> None:
-    @route(app, POST)
-    async def post_command() -> Response:
+def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
+    @hot_route(app, POST, lean)
+    async def post_command(req: LeanRequest) -> Answer:
         handler = deps.interactions  # read per request: it may be attached after start-up
         need(handler, "commands not configured", status=503)  # before the body, as upstream
         assert handler is not None
-        body = await read_body(POST.body)
+        body = req.json_body(POST.body)
         channel_id = body.get("channel_id", "")
         command = body.get("command", "")
         if not channel_id:
@@ -59,4 +60,4 @@ def register(app: Quart, deps: ApiDeps) -> None:
             partial(handler.handle_interaction, interaction),
             name=f"command {interaction.command_name} in {channel_id}",
         )
-        return empty_response(204)
+        return NO_CONTENT

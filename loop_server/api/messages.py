@@ -6,11 +6,19 @@ channel and starts an agent in an empty directory; a mistyped id should not do t
 
 from __future__ import annotations
 
-from quart import Quart, Response, request
+from quart import Quart
 
 from loop_server.api import _routes as routes
+from loop_server.api._lean import (
+    NO_CONTENT,
+    Answer,
+    LeanRequest,
+    LeanRoutes,
+    hot_route,
+    json_answer,
+)
 from loop_server.api._params import cut_page, page_params
-from loop_server.api._responses import ApiError, empty_response, json_response, need, read_body
+from loop_server.api._responses import ApiError, need
 from loop_server.api._routes import (
     BOOLEAN,
     INTEGER,
@@ -19,7 +27,6 @@ from loop_server.api._routes import (
     Route,
     json_object,
     page_reply,
-    route,
 )
 from loop_server.api.deps import ApiDeps
 from loop_server.store.models import Message
@@ -79,10 +86,10 @@ def message_json(message: Message) -> dict[str, object]:
     }
 
 
-def register(app: Quart, deps: ApiDeps) -> None:
-    @route(app, POST)
-    async def post_message() -> Response:
-        body = await read_body(POST.body)
+def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
+    @hot_route(app, POST, lean)
+    async def post_message(req: LeanRequest) -> Answer:
+        body = req.json_body(POST.body)
         channel_id = body.get("channel_id", "")
         content = body.get("content", "")
         if not channel_id:
@@ -92,19 +99,19 @@ def register(app: Quart, deps: ApiDeps) -> None:
         if deps.incoming is not None:
             # Returns once the message is stored; the agent run goes on in the background.
             await deps.incoming.handle_incoming_message(channel_id, LOCAL_USER, content)
-            return empty_response(204)
+            return NO_CONTENT
         need(deps.messages, "message sending not configured")
         assert deps.messages is not None
         await deps.messages.post_message(channel_id, content)
-        return empty_response(204)
+        return NO_CONTENT
 
-    @route(app, HISTORY)
-    async def history(channel_id: str) -> Response:
+    @hot_route(app, HISTORY, lean)
+    async def history(req: LeanRequest, channel_id: str) -> Answer:
         need(deps.store, "message listing not configured")
         assert deps.store is not None
-        limit, cursor = page_params(request.args)
+        limit, cursor = page_params(req.args)
         rows = await deps.store.get_messages_cursor(channel_id, cursor, limit + 1)
         page, next_cursor = cut_page(rows, limit)
-        return json_response(
+        return json_answer(
             {"messages": [message_json(m) for m in page], "next_cursor": next_cursor}
         )

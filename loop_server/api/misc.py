@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Quart, Response
 
-from loop_server.api._responses import json_response
+from loop_server.api._lean import Answer, LeanRequest, LeanRoutes, hot_route, json_answer
 from loop_server.api._routes import STRING, Reply, Route, route
 from loop_server.api.deps import ApiDeps
 
@@ -22,11 +22,11 @@ HEALTH = Route(
 )
 
 
-def register(app: Quart, deps: ApiDeps) -> None:
+def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
     @route(app, README)
     async def readme() -> Response:
         return Response(deps.readme, status=200, content_type="text/plain; charset=utf-8")
 
-    @route(app, HEALTH)
-    async def health() -> Response:
-        return json_response({"status": "ok", **deps.health()})
+    @hot_route(app, HEALTH, lean)
+    async def health(req: LeanRequest) -> Answer:
+        return json_answer({"status": "ok", **deps.health()})

@@ -12,6 +12,7 @@ from typing import Any
 from quart import Quart, Response, request
 
 from loop_server.api import _routes as routes
+from loop_server.api._lean import Answer, LeanRequest, LeanRoutes, hot_route, json_answer
 from loop_server.api._params import cut_page, page_params
 from loop_server.api._responses import ApiError, empty_response, json_response, read_body
 from loop_server.api._routes import (
@@ -183,12 +184,12 @@ def parse_task_id(text: str) -> int:
     return value
 
 
-def register(app: Quart, deps: ApiDeps) -> None:
+def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
     scheduler = deps.scheduler
 
-    @route(app, CREATE)
-    async def create_task() -> Response:
-        body = await read_body(CREATE.body)
+    @hot_route(app, CREATE, lean)
+    async def create_task(req: LeanRequest) -> Answer:
+        body = req.json_body(CREATE.body)
         try:
             task_id = await scheduler.add_task(
                 body.get("channel_id", ""),
@@ -200,7 +201,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             )
         except ScheduleError as err:  # a client error here, unlike upstream's 500 (A.3)
             raise ApiError(400, str(err)) from err
-        return json_response({"id": task_id}, status=201)
+        return json_answer({"id": task_id}, status=201)
 
     @route(app, LIST)
     async def list_tasks() -> Response:
@@ -210,12 +211,12 @@ def register(app: Quart, deps: ApiDeps) -> None:
         tasks = await scheduler.list_tasks(channel_id)
         return json_response([task_json(t) for t in tasks])
 
-    @route(app, GET)
-    async def get_task(task_id: str) -> Response:
+    @hot_route(app, GET, lean)
+    async def get_task(req: LeanRequest, task_id: str) -> Answer:
         task = await scheduler.get_task(parse_task_id(task_id))
         if task is None:
             raise ApiError(404, "task not found")
-        return json_response(task_json(task))
+        return json_answer(task_json(task))
 
     @route(app, DELETE)
     async def delete_task(task_id: str) -> Response:

@@ -18,6 +18,8 @@ import termios
 
 import trio
 
+from loop_server.terminal._nowait import write_nowait
+
 
 class WriteGuard:
     """Shared by every HTTP connection of one listener."""
@@ -40,7 +42,17 @@ class WriteGuard:
         with memoryview(data) as view:
             if not view:
                 await trio.lowlevel.checkpoint()
+                return
             sent = 0
+            if not self._cut:
+                # One non-blocking write first: a response nearly always fits in the socket's
+                # buffer, and then the stall bookkeeping (an ioctl and a cancel scope per send)
+                # is not needed. The checkpoints are those of Trio's own ``send``.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                sent = max(write_nowait(stream, view), 0)
+                if sent == len(view):
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return
             while sent < len(view):
                 with view[sent:] as rest:
                     sent += await self._send_some(stream, rest)
