@@ -780,10 +780,10 @@ def _report(runs: list[Run], options: argparse.Namespace) -> None:
         "never-reading subscriber has a 4 KiB receive buffer and reads only after the run; "
         "loop-server closes it with 4008 once its queue (256 events) is full, while the Node "
         "peer and the floor have no such bound and buffer for it without limit.\n\n"
-        "trio-floor is DESIGN §4's bare Trio server (a writer task per connection, one "
-        "`send_all` per batch of pre-framed bytes). loop-server can pass it because the hub "
-        "writes idle connections itself after each publishing burst, one non-blocking write "
-        "per connection and no task switch (docs/events.md).\n\n"
+        "trio-floor is a bare Trio server written for the comparison (a writer task per "
+        "connection, one `send_all` per batch of pre-framed bytes). loop-server's hub has the "
+        "same shape (a memory channel and a writer task per connection, docs/events.md), plus "
+        "what the floor lacks: filters, replay, coalescing and the slow-consumer bound.\n\n"
         f"{table.rstrip()}\n\n{_verdict(runs, options)}\n"
     )
     _write_docs(body)
