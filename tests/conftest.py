@@ -107,7 +107,7 @@ def user_messages(history: dict[str, Any]) -> list[dict[str, Any]]:
 async def agents_idle(server: ServerHandle) -> None:
     """Wait until every queued or running agent run has ended."""
     with trio.fail_after(60):
-        await server.services["orchestrator"].wait_idle()
+        await server.services.orchestrator.wait_idle()
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ stores such tasks and then fails every run): an unknown channel, an empty prompt
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 from loop_server.clock import Clock
 from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
@@ -40,20 +40,28 @@ def first_run(task_type: str, schedule: str, now: datetime) -> datetime:
     return when
 
 
+class TaskRunner(Protocol):
+    """Starts a task now, whatever its schedule (the running ``scheduler.Scheduler``)."""
+
+    async def run_now(self, task_id: int) -> int: ...
+
+
 class TaskService:
-    """Satisfies ``TaskScheduler``. Running a task now is the running scheduler's job; it is
-    attached with ``attach_runner`` once the scheduler exists."""
+    """Satisfies ``TaskScheduler``. Running a task now is the ``runner``'s job (the scheduler,
+    built before this service); without one, ``run_now`` says the scheduler is not running."""
 
     def __init__(
-        self, store: Store, *, clock: Clock, events: GlobalEventBroadcaster | None = None
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        events: GlobalEventBroadcaster | None = None,
+        runner: TaskRunner | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
-        self._runner: Callable[[int], Awaitable[int]] | None = None
-
-    def attach_runner(self, run_now: Callable[[int], Awaitable[int]]) -> None:
-        self._runner = run_now
+        self._runner = runner
 
     async def add_task(
         self,
@@ -147,4 +155,4 @@ class TaskService:
     async def run_now(self, task_id: int) -> int:
         if self._runner is None:
             raise ServiceError("scheduler is not running")
-        return await self._runner(task_id)
+        return await self._runner.run_now(task_id)

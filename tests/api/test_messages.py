@@ -42,7 +42,7 @@ async def test_unknown_channel_is_404_and_creates_nothing(
     assert (response.status_code, response.text) == (404, "channel not found\n")
     assert (await client.get("/api/channels")).json() == []
     assert (await client.get("/api/channels/new-chan/messages")).json()["messages"] == []
-    assert server.services["orchestrator"].active_chat_channel_ids() == set()
+    assert server.services.orchestrator.active_chat_channel_ids() == set()
 
 
 @pytest.mark.parametrize(

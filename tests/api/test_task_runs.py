@@ -50,7 +50,7 @@ async def _task(client: httpx.AsyncClient, prompt: str = "p") -> int:
 
 
 async def _idle(server: ServerHandle) -> None:
-    scheduler = server.services["scheduler"]
+    scheduler = server.services.scheduler
     assert isinstance(scheduler, Scheduler)
     with trio.fail_after(10):
         await scheduler.wait_idle()

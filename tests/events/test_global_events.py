@@ -179,7 +179,7 @@ async def test_container_status_changes_come_from_the_engine(
 ) -> None:
     """A container of a channel, however it was made, is seen running, stopped and removed."""
     with trio.fail_after(30):
-        await server.services["container_watcher"].wait_watching()
+        await server.services.container_watcher.wait_watching()
     async with connect_ws(server.port, "/api/ws?channels=none-of-these") as ws:
         labels = {APP_LABEL: APP_VALUE, CHANNEL_LABEL: "watched"}
         container = await trio.to_thread.run_sync(

@@ -46,7 +46,7 @@ async def api(
 ) -> AsyncIterator[Api]:
     """The real server, its memory indexer swapped for one whose home dir is the test's
     (``ApiDeps`` is read at request time), so no real ``~/.claude`` leaks in."""
-    deps: ApiDeps = server.services["deps"]
+    deps: ApiDeps = server.services.deps
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     deps.memory = await open_memory_indexer(server.store.db, MemoryConfig(), home=home)
