@@ -93,17 +93,15 @@ def register(app: Quart, deps: ApiDeps) -> None:
             # Returns once the message is stored; the agent run goes on in the background.
             await deps.incoming.handle_incoming_message(channel_id, LOCAL_USER, content)
             return empty_response(204)
-        need(deps.messages, "message sending not configured")
-        assert deps.messages is not None
-        await deps.messages.post_message(channel_id, content)
+        messages = need(deps.messages, "message sending not configured")
+        await messages.post_message(channel_id, content)
         return empty_response(204)
 
     @route(app, HISTORY)
     async def history(channel_id: str) -> Response:
-        need(deps.store, "message listing not configured")
-        assert deps.store is not None
+        store = need(deps.store, "message listing not configured")
         limit, cursor = page_params(request.args)
-        rows = await deps.store.get_messages_cursor(channel_id, cursor, limit + 1)
+        rows = await store.get_messages_cursor(channel_id, cursor, limit + 1)
         page, next_cursor = cut_page(rows, limit)
         return json_response(
             {"messages": [message_json(m) for m in page], "next_cursor": next_cursor}
