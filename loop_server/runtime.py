@@ -29,7 +29,6 @@ from loop_server.commands import (
     CommandHandler,
     CommandsConfig,
     CommandsConfigError,
-    StoreChannelGrants,
 )
 from loop_server.config import Config, is_loopback
 from loop_server.console_assets import ConsoleAssets
@@ -58,7 +57,7 @@ from loop_server.memory import (
 from loop_server.origin_policy import OriginPolicy
 from loop_server.platform.local import LocalPlatform
 from loop_server.scheduler import Scheduler, TaskExecutor
-from loop_server.services.channels import ChannelService, StoreChannelLister
+from loop_server.services.channels import ChannelService, StoreChannelGrants, StoreChannelLister
 from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService

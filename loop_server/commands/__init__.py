@@ -18,7 +18,6 @@ from loop_server.commands._permissions import (
     parse_stored,
     resolve_role,
 )
-from loop_server.commands._store_grants import StoreChannelGrants
 
 __all__ = [
     "COMMAND_NAMES",
@@ -32,7 +31,6 @@ __all__ = [
     "Grant",
     "Permissions",
     "Role",
-    "StoreChannelGrants",
     "TaskOperations",
     "TaskTemplate",
     "UnknownCommand",

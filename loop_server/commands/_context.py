@@ -37,7 +37,7 @@ class TaskOperations(Protocol):
 
 
 class ChannelGrants(Protocol):
-    """Reads channels and writes their stored grants (``StoreChannelGrants`` on the store)."""
+    """Reads channels and writes their stored grants (``services.channels.StoreChannelGrants``)."""
 
     async def get_channel(self, channel_id: str) -> Channel | None: ...
 

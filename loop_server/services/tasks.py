@@ -7,6 +7,7 @@ stores such tasks and then fails every run): an unknown channel, an empty prompt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -156,3 +157,38 @@ class TaskService:
         if self._runner is None:
             raise ServiceError("scheduler is not running")
         return await self._runner.run_now(task_id)
+
+
+class TaskRunLog:
+    """The scheduler's writes: its run log, the rescheduling after a run, and the
+    ``task.run_completed`` event. The scheduler reads the store; it writes only through this."""
+
+    def __init__(self, store: Store, *, events: GlobalEventBroadcaster | None = None) -> None:
+        self._store = store
+        self._events = events
+
+    async def close_interrupted(self, now: datetime, error_text: str) -> int:
+        return await self._store.runs.close_interrupted(now, error_text)
+
+    async def start(self, task_id: int, now: datetime, status: str = "running") -> int:
+        return await self._store.runs.start(task_id, now, status=status)
+
+    async def start_many(self, task_ids: Sequence[int], now: datetime) -> list[int]:
+        return await self._store.runs.start_many(task_ids, now)
+
+    async def finish(
+        self, run_id: int, status: str, response: str, error: str, now: datetime
+    ) -> None:
+        await self._store.runs.finish(run_id, status, response, error, now)
+
+    async def disable(self, task_id: int, now: datetime) -> None:
+        await self._store.tasks.set_enabled(task_id, False, now)
+
+    async def set_next_run(
+        self, task_id: int, next_run_at: datetime, enabled: bool, now: datetime
+    ) -> None:
+        await self._store.tasks.set_next_run(task_id, next_run_at, enabled, now)
+
+    def completed(self, task_id: int, run_id: int, status: str, channel_id: str) -> None:
+        if self._events is not None:
+            self._events.broadcast_task_run_completed(task_id, run_id, status, channel_id)

@@ -25,10 +25,10 @@ import pytest
 from loop_server.commands import (
     CommandHandler,
     CommandsConfig,
-    StoreChannelGrants,
     TaskOperations,
     parse_command,
 )
+from loop_server.services.channels import StoreChannelGrants
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.store import Store

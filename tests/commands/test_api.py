@@ -18,9 +18,10 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from loop_server.clock import SystemClock
-from loop_server.commands import CommandHandler, StoreChannelGrants
+from loop_server.commands import CommandHandler
 from loop_server.protocols import Interaction, InteractionHandler
 from loop_server.runtime import ServerHandle, load_readme
+from loop_server.services.channels import StoreChannelGrants
 from tests.conftest import add_channels
 from tests.events.events_helpers import connect_ws
 
