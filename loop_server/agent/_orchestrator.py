@@ -37,11 +37,11 @@ from loop_server.agent._stream import (
 )
 from loop_server.agent._task_threads import EPHEMERAL_INSTRUCTION, TaskThreads, strip_ephemeral
 from loop_server.clock import Clock
+from loop_server.domain import Message, Task
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.channels import ChannelSessions
 from loop_server.services.messages import MessageService
 from loop_server.store import Store
-from loop_server.store.models import Message, Task
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from loop_server.api._responses import (
 )
 from loop_server.api._routes import BOOLEAN, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
-from loop_server.store.models import Channel
+from loop_server.domain import Channel
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from loop_server.api._routes import (
     route,
 )
 from loop_server.api.deps import ApiDeps
-from loop_server.store.models import Message
+from loop_server.domain import Message
 from loop_server.timefmt import rfc3339
 
 LOCAL_USER = "local-user"

@@ -10,10 +10,10 @@ import os
 import secrets
 
 from loop_server.clock import Clock
+from loop_server.domain import Channel, ChannelUpsert, Message
 from loop_server.protocols import ChannelCreator, GlobalEventBroadcaster
 from loop_server.services.errors import Invalid, ServiceError
 from loop_server.store import ChannelNotFound, ChannelRepository, ConstraintViolation, Store
-from loop_server.store.models import Channel, ChannelUpsert, Message
 
 
 def dir_basename(dir_path: str) -> str:

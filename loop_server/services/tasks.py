@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Protocol
 
 from loop_server.clock import Clock
+from loop_server.domain import NewTask, Task, TaskRun
 from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
 from loop_server.protocols import GlobalEventBroadcaster, TaskEdit
 from loop_server.scheduling import ScheduleError, next_run
 from loop_server.services.errors import Invalid, NotFound, ServiceError, TaskNotFound
 from loop_server.store import Store
-from loop_server.store.models import NewTask, Task, TaskRun
 
 CHANNEL_NOT_FOUND = "channel not found"
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from loop_server.domain import NewMessage
 from loop_server.runtime import ServerHandle
-from loop_server.store.models import NewMessage
 from tests.conftest import add_channels, user_messages
 
 

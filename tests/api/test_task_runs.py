@@ -10,9 +10,9 @@ import httpx
 import pytest
 import trio
 
+from loop_server.domain import Task
 from loop_server.runtime import ServerHandle
 from loop_server.scheduler import Scheduler
-from loop_server.store.models import Task
 from tests.conftest import add_channels
 
 

@@ -15,9 +15,9 @@ from trio_websocket import WebSocketConnection
 
 from loop_server.containers import APP_LABEL, APP_VALUE, CHANNEL_LABEL, ROLE_LABEL
 from loop_server.containers._watcher import status_change
+from loop_server.domain import Task
 from loop_server.events import EventsHub
 from loop_server.runtime import ServerHandle
-from loop_server.store.models import Task
 from tests.conftest import create_channel
 from tests.docker.fixtures import Containers
 from tests.events.events_helpers import connect_ws
