@@ -20,8 +20,7 @@ from hypercorn.config import Config as HyperConfig
 from loop_server import __version__
 from loop_server.access import AgentTokens
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator, TaskThreads
-from loop_server.agent_image._check import ImageChecker
-from loop_server.api._gateway import ASGIApp, events_authorizer
+from loop_server.api import ASGIApp, events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
 from loop_server.clock import Clock, SystemClock
@@ -34,14 +33,13 @@ from loop_server.config import Config, is_loopback
 from loop_server.console_assets import ConsoleAssets
 from loop_server.containers import (
     ChannelContainers,
+    ContainerEnvError,
     ContainerSettings,
     ContainerWatcher,
     DockerEngine,
     DockerExec,
+    ImageChecker,
     RunningChannels,
-)
-from loop_server.containers._environment import (
-    ContainerEnvError,
     host_user_env,
     parse_container_env,
 )

@@ -19,15 +19,17 @@ import trio
 from loop_server.agent._command import SessionChoice, claude_command
 from loop_server.agent._stream import ApiRetry, LineSplitter, RunResult, StreamEvent, parse_line
 from loop_server.agent_image import missing as missing_image
-from loop_server.agent_image._check import ImageChecker
-from loop_server.containers._channel import (
+from loop_server.containers import (
+    STDOUT,
     ContainerSettings,
+    DockerEngine,
+    EngineError,
+    ImageChecker,
+    StreamDemux,
     issue_token,
     prepare_mounts,
     revoke_token,
 )
-from loop_server.containers._demux import STDOUT, StreamDemux
-from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.streams import RECEIVE_SIZE
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ See docs/commands.md for the commands, their replies and the permission model.
 
 from loop_server.commands._config import CommandsConfig, CommandsConfigError, TaskTemplate
 from loop_server.commands._context import ChannelGrants, TaskOperations
-from loop_server.commands._format import go_duration
+from loop_server.commands._format import go_duration, prompt_preview
 from loop_server.commands._handler import HANDLED_COMMANDS, CommandHandler
 from loop_server.commands._parser import COMMAND_NAMES, UnknownCommand, parse_command, tokenize
 from loop_server.commands._permissions import (
@@ -37,6 +37,7 @@ __all__ = [
     "go_duration",
     "parse_command",
     "parse_stored",
+    "prompt_preview",
     "resolve_role",
     "tokenize",
 ]
