@@ -70,9 +70,9 @@ def serve_loop_server() -> None:
     from hypercorn.config import Config
     from quart_trio import QuartTrio
 
+    from loop_server.domain import Message
     from loop_server.events import EventsHub
     from loop_server.serving import EventsEndpoint, serve
-    from loop_server.store.models import Message
 
     hub = EventsHub()
     created_at = datetime.datetime.now(datetime.UTC)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import trio
 
+from loop_server.domain import ChannelUpsert
 from loop_server.store import Store
 from loop_server.store.messages import _newest  # the exact query page() runs
-from loop_server.store.models import ChannelUpsert
 from loop_server.timefmt import to_db
 
 CHANNELS = 10

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import trio
 
+from loop_server.domain import Task
 from loop_server.scheduler import Scheduler
 from loop_server.store import Store
-from loop_server.store.models import Task
 from loop_server.timefmt import to_db
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_memory_command(commands)
     _add_mcp_command(commands)
-    from loop_server.agent_image._cli import add_image_command
+    from loop_server.agent_image import add_image_command
 
     add_image_command(commands)
     return parser
@@ -140,7 +140,7 @@ def _memory_main(args: argparse.Namespace) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from loop_server.memory._cli import index_command
+    from loop_server.memory import index_command
 
     return index_command(
         args.dir,
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "mcp":
         return _mcp_main(args)
     if args.command == "image":
-        from loop_server.agent_image._cli import image_main
+        from loop_server.agent_image import image_main
 
         return image_main(args)
     if args.command != "serve":

@@ -7,14 +7,13 @@ file key, so the three sources cannot drift apart and the README table is genera
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loop_server.hujson import parse_hujson
 from loop_server.origin_policy import normalize_host, normalize_origin
 
 
@@ -372,23 +371,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # other names may resolve anywhere: treat as exposed
-
-
-_COMMENT = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
-_TRAILING_COMMA = re.compile(r'"(?:\\.|[^"\\])*"|,(\s*[}\]])', re.DOTALL)
-
-
-def parse_hujson(text: str) -> Any:
-    """JSON with comments and trailing commas, as upstream's config.json allows."""
-
-    def drop_comment(match: re.Match[str]) -> str:
-        token = match.group(0)
-        return token if token.startswith('"') else ""
-
-    def drop_comma(match: re.Match[str]) -> str:
-        return match.group(1) if match.group(1) is not None else match.group(0)
-
-    return json.loads(_TRAILING_COMMA.sub(drop_comma, _COMMENT.sub(drop_comment, text)))
 
 
 def _read_file(path: Path) -> dict[str, Any]:

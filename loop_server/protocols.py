@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from loop_server.store.models import Channel, Message, Task, TaskRun
+from loop_server.domain import Channel, Message, Task, TaskRun
 
 
 class ChannelEnsurer(Protocol):

@@ -20,8 +20,7 @@ from hypercorn.config import Config as HyperConfig
 from loop_server import __version__
 from loop_server.access import AgentTokens
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator, TaskThreads
-from loop_server.agent_image._check import ImageChecker
-from loop_server.api._gateway import events_authorizer
+from loop_server.api import ASGIApp, events_authorizer
 from loop_server.api.app import create_app
 from loop_server.api.deps import ApiDeps
 from loop_server.clock import Clock, SystemClock
@@ -29,20 +28,18 @@ from loop_server.commands import (
     CommandHandler,
     CommandsConfig,
     CommandsConfigError,
-    StoreChannelGrants,
 )
 from loop_server.config import Config, is_loopback
 from loop_server.console_assets import ConsoleAssets
 from loop_server.containers import (
     ChannelContainers,
+    ContainerEnvError,
     ContainerSettings,
     ContainerWatcher,
     DockerEngine,
     DockerExec,
+    ImageChecker,
     RunningChannels,
-)
-from loop_server.containers._environment import (
-    ContainerEnvError,
     host_user_env,
     parse_container_env,
 )
@@ -50,6 +47,7 @@ from loop_server.events import EventsHub
 from loop_server.memory import (
     MemoryConfig,
     MemoryConfigError,
+    MultiPathIndexer,
     channel_work_dirs,
     open_memory_indexer,
     reindex_forever,
@@ -57,7 +55,7 @@ from loop_server.memory import (
 from loop_server.origin_policy import OriginPolicy
 from loop_server.platform.local import LocalPlatform
 from loop_server.scheduler import Scheduler, TaskExecutor
-from loop_server.services.channels import ChannelService, StoreChannelLister
+from loop_server.services.channels import ChannelService, StoreChannelGrants, StoreChannelLister
 from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
@@ -101,6 +99,30 @@ class Background:
         self._nursery.start_soon(guarded, name=name)
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The object graph ``_start_services`` built: every long-lived collaborator, typed."""
+
+    app: ASGIApp
+    deps: ApiDeps
+    hub: EventsHub
+    origin_policy: OriginPolicy
+    events_endpoint: EventsEndpoint
+    terminal_endpoint: TerminalEndpoint
+    engine: DockerEngine
+    container_watcher: ContainerWatcher
+    containers: ChannelContainers
+    running_channels: RunningChannels
+    agent_tokens: AgentTokens
+    messages: MessageService
+    tasks: TaskService
+    orchestrator: Orchestrator
+    scheduler: Scheduler
+    commands: CommandHandler
+    memory: MultiPathIndexer | None
+    terminals: SessionManager
+
+
 @dataclass
 class ServerHandle:
     """What ``run_server`` hands back once it listens: where, the graph, and the off switch."""
@@ -110,7 +132,7 @@ class ServerHandle:
     port: int
     config: Config
     store: Store
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services
     _stop: trio.Event = field(default_factory=trio.Event)
 
     def shutdown(self) -> None:
@@ -248,14 +270,14 @@ async def run_server(
                 await http.start(
                     partial(
                         serve,
-                        shield_http_sends(handle.services["app"]),
+                        shield_http_sends(handle.services.app),
                         hypercorn_config(config),
                         [sock],
-                        handle.services["events_endpoint"],
-                        terminal=handle.services["terminal_endpoint"],
+                        handle.services.events_endpoint,
+                        terminal=handle.services.terminal_endpoint,
                         shutdown_trigger=handle._stop.wait,
                         write_timeout=config.http_write_timeout,
-                        policy=handle.services["origin_policy"],
+                        policy=handle.services.origin_policy,
                         agent_sockets=[agent_sock] if agent_sock is not None else [],
                     )
                 )
@@ -302,7 +324,7 @@ async def _start_services(
     executor: TaskExecutor | None,
     memory_config: MemoryConfig,
     commands_config: CommandsConfig,
-    tokens: AgentTokens | None = None,
+    tokens: AgentTokens,
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
@@ -332,7 +354,6 @@ async def _start_services(
         task_threads=task_threads,
     )
     await root.start(orchestrator.run)
-    tasks = TaskService(store, clock=clock, events=hub)
     scheduler = Scheduler(
         store,
         executor or orchestrator,
@@ -340,7 +361,7 @@ async def _start_services(
         poll_interval=config.poll_interval,
         events=hub,
     )
-    tasks.attach_runner(scheduler.run_now)
+    tasks = TaskService(store, clock=clock, events=hub, runner=scheduler)
     readme = load_readme()
     interactions = CommandHandler(
         tasks=tasks,
@@ -399,30 +420,30 @@ async def _start_services(
         port=bound_port,
         config=config,
         store=store,
-        services={
-            "container_watcher": watcher,
-            "app": create_app(deps, token=config.token, policy=policy, agents=tokens),
-            "agent_tokens": tokens,
-            "origin_policy": policy,
-            "events_endpoint": EventsEndpoint(
+        services=Services(
+            container_watcher=watcher,
+            app=create_app(deps, token=config.token, policy=policy, agents=tokens),
+            agent_tokens=tokens,
+            origin_policy=policy,
+            events_endpoint=EventsEndpoint(
                 hub,
                 events_authorizer(config.token),
                 max_message_size=config.max_ws_message_bytes,
                 close_timeout=config.graceful_timeout,
             ),
-            "hub": hub,
-            "messages": messages,
-            "tasks": tasks,
-            "deps": deps,
-            "engine": engine,
-            "orchestrator": orchestrator,
-            "scheduler": scheduler,
-            "containers": containers,
-            "running_channels": running_channels,
-            "memory": memory,
-            "commands": interactions,
-            "terminals": terminals,
-            "terminal_endpoint": TerminalEndpoint(
+            hub=hub,
+            messages=messages,
+            tasks=tasks,
+            deps=deps,
+            engine=engine,
+            orchestrator=orchestrator,
+            scheduler=scheduler,
+            containers=containers,
+            running_channels=running_channels,
+            memory=memory,
+            commands=interactions,
+            terminals=terminals,
+            terminal_endpoint=TerminalEndpoint(
                 terminals,
                 events_authorizer(config.token),
                 finder=containers,
@@ -437,7 +458,7 @@ async def _start_services(
                 max_message_size=config.max_ws_message_bytes,
                 close_timeout=config.graceful_timeout,
             ),
-        },
+        ),
     )
     await root.start(scheduler.run)
     if memory is not None:

@@ -26,9 +26,9 @@ from trio_websocket import WebSocketConnection
 
 from loop_server.clock import Clock
 from loop_server.config import Config
+from loop_server.domain import ChannelUpsert
 from loop_server.runtime import ServerHandle, run_server
 from loop_server.scheduler import TaskExecutor
-from loop_server.store.models import ChannelUpsert
 from tests.events.events_helpers import connect_ws
 
 # The Docker fixtures, registered once for every test module.
@@ -107,7 +107,7 @@ def user_messages(history: dict[str, Any]) -> list[dict[str, Any]]:
 async def agents_idle(server: ServerHandle) -> None:
     """Wait until every queued or running agent run has ended."""
     with trio.fail_after(60):
-        await server.services["orchestrator"].wait_idle()
+        await server.services.orchestrator.wait_idle()
 
 
 @pytest.fixture

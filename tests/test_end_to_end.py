@@ -67,7 +67,7 @@ async def test_agent_running_shows_in_listing_until_stopped(
                 break
             await trio.sleep(0.05)  # polls Docker, which we do not control
     assert item["agent_running"] is True
-    assert server.services["orchestrator"].stop(channel_id) is True
+    assert server.services.orchestrator.stop(channel_id) is True
     stopped = await events_until(events, channel_id, "error")
     assert stopped[-1]["data"] == {"status": "error", "error": "stopped"}
     [item] = (await client.get("/api/channels")).json()

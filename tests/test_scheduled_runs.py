@@ -63,7 +63,7 @@ async def test_interval_task_answers_each_run_in_a_thread(
         threads.append(thread)
     await client.patch(f"/api/tasks/{task_id}", json={"enabled": False})
     with trio.fail_after(30):
-        await server.services["scheduler"].wait_idle()
+        await server.services.scheduler.wait_idle()
     runs = (await client.get(f"/api/tasks/{task_id}/runs")).json()["runs"]
     finished = [r for r in runs if r["status"] != "running"]
     assert len(finished) >= 2
@@ -89,7 +89,7 @@ async def test_once_task_runs_once_and_is_disabled(
     thread = await _run_thread(events, channel_id)
     await events_until(events, thread, "completed")
     with trio.fail_after(30):
-        await server.services["scheduler"].wait_idle()
+        await server.services.scheduler.wait_idle()
     assert (await client.get(f"/api/tasks/{task_id}")).json()["enabled"] is False
     runs = (await client.get(f"/api/tasks/{task_id}/runs")).json()["runs"]
     assert [(r["status"], r["response_text"]) for r in runs] == [("success", "Done: only once")]
@@ -116,7 +116,7 @@ async def test_an_ephemeral_answer_expires_and_a_meaningful_one_stays(
     # The stub echoes its command line: the instruction is passed as a system prompt.
     echo_task, _, _ = await run("STUB:ECHO_ARGS report")
     with trio.fail_after(30):  # the run log is written after agent.status completed
-        await server.services["scheduler"].wait_idle()
+        await server.services.scheduler.wait_idle()
     [echoed] = (await client.get(f"/api/tasks/{echo_task}/runs")).json()["runs"]
     assert (
         "--append-system-prompt If you have nothing meaningful to report, start your"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loop_server.channel_paths import mcp_config_path
-from loop_server.store.models import Message
+from loop_server.domain import Message
 
 PROMPT_HISTORY = 50  # upstream renders the last 50 messages when there is no session
 

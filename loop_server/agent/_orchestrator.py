@@ -37,10 +37,11 @@ from loop_server.agent._stream import (
 )
 from loop_server.agent._task_threads import EPHEMERAL_INSTRUCTION, TaskThreads, strip_ephemeral
 from loop_server.clock import Clock
+from loop_server.domain import Message, Task
 from loop_server.protocols import EventBroadcaster
+from loop_server.services.channels import ChannelSessions
 from loop_server.services.messages import MessageService
 from loop_server.store import Store
-from loop_server.store.models import Message, Task
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class Orchestrator:
         max_concurrent_runs: int = 4,
         task_threads: TaskThreads | None = None,
     ) -> None:
-        self._store = store
+        self._store = store  # read only: the session write goes through ``self._sessions``
+        self._sessions = ChannelSessions(store, clock=clock)
         self._messages = messages
         self._runner = runner
         self._broadcaster = broadcaster
@@ -247,9 +249,7 @@ class Orchestrator:
                 on_event=on_event,
             )
         if job.task is None and outcome.session_id:
-            await self._store.channels.set_session_id(
-                job.channel_id, outcome.session_id, self._clock.now()
-            )
+            await self._sessions.record(job.channel_id, outcome.session_id)
         return outcome
 
     async def _expire_thread(self, job: _Job) -> None:

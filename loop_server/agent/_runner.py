@@ -19,15 +19,18 @@ import trio
 from loop_server.agent._command import SessionChoice, claude_command
 from loop_server.agent._stream import ApiRetry, LineSplitter, RunResult, StreamEvent, parse_line
 from loop_server.agent_image import missing as missing_image
-from loop_server.agent_image._check import ImageChecker
-from loop_server.containers._channel import (
+from loop_server.containers import (
+    STDOUT,
     ContainerSettings,
+    DockerEngine,
+    EngineError,
+    ImageChecker,
+    StreamDemux,
     issue_token,
     prepare_mounts,
     revoke_token,
 )
-from loop_server.containers._demux import STDOUT, StreamDemux
-from loop_server.containers._engine import DockerEngine, EngineError
+from loop_server.streams import RECEIVE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +184,7 @@ class AgentRunner:
                 raise AgentError(f"starting agent container: {err}") from err
             await _send_prompt(stream, prompt)
             with trio.move_on_after(self._settings.timeout) as timer:
-                while data := await stream.receive_some(65536):
+                while data := await stream.receive_some(RECEIVE_SIZE):
                     for kind, payload in demux.feed(data):
                         if kind == STDOUT:
                             for line in lines.feed(payload):

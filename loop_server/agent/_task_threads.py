@@ -18,7 +18,7 @@ from typing import Protocol
 
 import trio
 
-from loop_server.store.models import Task
+from loop_server.domain import Task
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from loop_server.access import Caller
+from loop_server.domain import Channel
 from loop_server.protocols import ChannelLister
-from loop_server.store.models import Channel
 
 
 async def family_root(channels: ChannelLister | None, channel_id: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from quart import Response, request
 
@@ -50,7 +50,11 @@ async def read_body(schema: Mapping[str, FieldKind] | None) -> dict[str, Any]:
         raise ApiError(400, "invalid request body") from err
 
 
-def need(value: object, message: str, status: int = 501) -> None:
-    """Upstream's "collaborator not configured" check."""
+T = TypeVar("T")
+
+
+def need(value: T | None, message: str, status: int = 501) -> T:
+    """Upstream's "collaborator not configured" check: the collaborator, or the error."""
     if value is None:
         raise ApiError(status, message)
+    return value

@@ -26,8 +26,8 @@ from loop_server.api import threads as thread_routes
 from loop_server.api._family import family_root
 from loop_server.api._responses import ApiError
 from loop_server.api._wire import BodyError, FieldKind, decode_body
+from loop_server.domain import Channel
 from loop_server.protocols import ChannelLister, TaskScheduler
-from loop_server.store.models import Channel
 
 FREE = frozenset({("GET", "/api/readme"), ("GET", "/api/openapi.json"), ("GET", "/api/health")})
 # GET /api/channels is free too: the handler lists only the agent's family (``visible``).

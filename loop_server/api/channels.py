@@ -21,7 +21,7 @@ from loop_server.api._responses import (
 )
 from loop_server.api._routes import BOOLEAN, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
-from loop_server.store.models import Channel
+from loop_server.domain import Channel
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,8 @@ def work_dir(deps: ApiDeps, channel: Channel) -> str:
 def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
     @hot_route(app, LIST, lean)
     async def list_channels(req: LeanRequest) -> Answer:
-        need(deps.store, "channel listing not configured")
-        assert deps.store is not None
-        channels = await deps.store.list_channels()
+        store = need(deps.store, "channel listing not configured")
+        channels = await store.list_channels()
         running: set[str] = set()
         if deps.running_channels is not None:
             # A dead or stuck Docker engine must not break or stall the listing.
@@ -118,7 +117,7 @@ def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
         active = deps.active_chats.active_chat_channel_ids() if deps.active_chats else set()
         query = req.args.get("query", "").lower()
         # An agent sees its own channel and threads only (docs/mcp.md).
-        visible = await visible_to(req.scope.get(CALLER), deps.store)
+        visible = await visible_to(req.scope.get(CALLER), store)
         shown = [
             c
             for c in channels
@@ -146,33 +145,30 @@ def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
 
     @route(app, ENSURE)
     async def ensure_channel() -> Response:
-        need(deps.channels, NOT_CONFIGURED)
-        assert deps.channels is not None
+        channels = need(deps.channels, NOT_CONFIGURED)
         body = await read_body(ENSURE.body)
         dir_path = body.get("dir_path", "")
         if not dir_path:
             raise ApiError(400, "dir_path is required")
-        channel_id = await deps.channels.ensure_channel(dir_path)
+        channel_id = await channels.ensure_channel(dir_path)
         return json_response({"channel_id": channel_id})
 
     @route(app, CREATE)
     async def create_channel() -> Response:
-        need(deps.channels, NOT_CONFIGURED)
-        assert deps.channels is not None
+        channels = need(deps.channels, NOT_CONFIGURED)
         body = await read_body(CREATE.body)
         name = body.get("name", "")
         if not name:
             raise ApiError(400, "name is required")
-        channel_id = await deps.channels.create_channel(name, body.get("author_id", ""))
+        channel_id = await channels.create_channel(name, body.get("author_id", ""))
         return json_response({"channel_id": channel_id}, status=201)
 
     @route(app, DELETE)
     async def delete_channel(channel_id: str) -> Response:
-        need(deps.store, "channel deletion not configured")
-        assert deps.store is not None
-        if await deps.store.get_channel(channel_id) is None:
+        store = need(deps.store, "channel deletion not configured")
+        if await store.get_channel(channel_id) is None:
             raise ApiError(404, "channel not found")
-        await deps.store.delete_channel(channel_id)
+        await store.delete_channel(channel_id)
         return empty_response(204)
 
 

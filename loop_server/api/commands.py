@@ -38,9 +38,8 @@ POST = Route(
 def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
     @hot_route(app, POST, lean)
     async def post_command(req: LeanRequest) -> Answer:
-        handler = deps.interactions  # read per request: it may be attached after start-up
-        need(handler, "commands not configured", status=503)  # before the body, as upstream
-        assert handler is not None
+        # Read per request (it may be attached after start-up), before the body as upstream.
+        handler = need(deps.interactions, "commands not configured", status=503)
         body = req.json_body(POST.body)
         channel_id = body.get("channel_id", "")
         command = body.get("command", "")

@@ -101,14 +101,12 @@ INDEX = Route(
 def register(app: Quart, deps: ApiDeps) -> None:
     @route(app, SEARCH)
     async def search_memory() -> Response:
-        need(deps.memory, NOT_CONFIGURED)
+        memory = need(deps.memory, NOT_CONFIGURED)
         body = await read_body(SEARCH.body)
         query = body.get("query", "")
         if not query:
             raise ApiError(400, "query is required")
         dir_path = await resolve_dir(deps, body.get("dir_path", ""), body.get("channel_id", ""))
-        memory = deps.memory
-        assert memory is not None
         try:
             results = await memory.search(dir_path, query, body.get("top_k", 0))
         except Exception as err:
@@ -122,11 +120,9 @@ def register(app: Quart, deps: ApiDeps) -> None:
 
     @route(app, INDEX)
     async def index_memory() -> Response:
-        need(deps.memory, NOT_CONFIGURED)
+        memory = need(deps.memory, NOT_CONFIGURED)
         body = await read_body(INDEX.body)
         dir_path = await resolve_dir(deps, body.get("dir_path", ""), body.get("channel_id", ""))
-        memory = deps.memory
-        assert memory is not None
         try:
             count = await memory.index(dir_path)
         except Exception as err:

@@ -29,7 +29,7 @@ from loop_server.api._routes import (
     page_reply,
 )
 from loop_server.api.deps import ApiDeps
-from loop_server.store.models import Message
+from loop_server.domain import Message
 from loop_server.timefmt import rfc3339
 
 LOCAL_USER = "local-user"
@@ -100,17 +100,15 @@ def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
             # Returns once the message is stored; the agent run goes on in the background.
             await deps.incoming.handle_incoming_message(channel_id, LOCAL_USER, content)
             return NO_CONTENT
-        need(deps.messages, "message sending not configured")
-        assert deps.messages is not None
-        await deps.messages.post_message(channel_id, content)
+        messages = need(deps.messages, "message sending not configured")
+        await messages.post_message(channel_id, content)
         return NO_CONTENT
 
     @hot_route(app, HISTORY, lean)
     async def history(req: LeanRequest, channel_id: str) -> Answer:
-        need(deps.store, "message listing not configured")
-        assert deps.store is not None
+        store = need(deps.store, "message listing not configured")
         limit, cursor = page_params(req.args)
-        rows = await deps.store.get_messages_cursor(channel_id, cursor, limit + 1)
+        rows = await store.get_messages_cursor(channel_id, cursor, limit + 1)
         page, next_cursor = cut_page(rows, limit)
         return json_answer(
             {"messages": [message_json(m) for m in page], "next_cursor": next_cursor}

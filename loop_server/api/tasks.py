@@ -27,10 +27,10 @@ from loop_server.api._routes import (
     route,
 )
 from loop_server.api.deps import ApiDeps
+from loop_server.domain import Task, TaskRun
 from loop_server.protocols import TaskEdit
 from loop_server.scheduling import ScheduleError
 from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
-from loop_server.store.models import Task, TaskRun
 from loop_server.timefmt import rfc3339
 
 _INT64_MAX = 2**63 - 1

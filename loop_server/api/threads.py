@@ -43,8 +43,7 @@ DELETE = Route(
 def register(app: Quart, deps: ApiDeps) -> None:
     @route(app, CREATE)
     async def create_thread() -> Response:
-        need(deps.threads, "thread creation not configured")
-        assert deps.threads is not None
+        threads = need(deps.threads, "thread creation not configured")
         body = await read_body(CREATE.body)
         channel_id = body.get("channel_id", "")
         name = body.get("name", "")
@@ -54,7 +53,7 @@ def register(app: Quart, deps: ApiDeps) -> None:
             raise ApiError(400, "name is required")
         author_id = body.get("author_id", "")
         message = body.get("message", "")
-        thread_id = await deps.threads.create_thread(channel_id, name, author_id, message)
+        thread_id = await threads.create_thread(channel_id, name, author_id, message)
         if deps.incoming is not None and message:
             # Mimics a bot mention on Discord/Slack, so the agent starts in the new thread.
             await deps.incoming.handle_incoming_message(
@@ -64,7 +63,6 @@ def register(app: Quart, deps: ApiDeps) -> None:
 
     @route(app, DELETE)
     async def delete_thread(thread_id: str) -> Response:
-        need(deps.threads, "thread deletion not configured")
-        assert deps.threads is not None
-        await deps.threads.delete_thread(thread_id)
+        threads = need(deps.threads, "thread deletion not configured")
+        await threads.delete_thread(thread_id)
         return empty_response(204)

@@ -17,9 +17,8 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import Field
 
 from loop_server.bridge._api import Failure, LoopApi
-from loop_server.commands._format import prompt_preview
-from loop_server.scheduling import parse_go_duration
-from loop_server.scheduling._rfc3339 import parse_rfc3339
+from loop_server.commands import prompt_preview
+from loop_server.scheduling import parse_go_duration, parse_rfc3339
 
 DEFAULT_TOP_K = 5
 

@@ -6,7 +6,7 @@ See docs/commands.md for the commands, their replies and the permission model.
 
 from loop_server.commands._config import CommandsConfig, CommandsConfigError, TaskTemplate
 from loop_server.commands._context import ChannelGrants, TaskOperations
-from loop_server.commands._format import go_duration
+from loop_server.commands._format import go_duration, prompt_preview
 from loop_server.commands._handler import HANDLED_COMMANDS, CommandHandler
 from loop_server.commands._parser import COMMAND_NAMES, UnknownCommand, parse_command, tokenize
 from loop_server.commands._permissions import (
@@ -18,7 +18,6 @@ from loop_server.commands._permissions import (
     parse_stored,
     resolve_role,
 )
-from loop_server.commands._store_grants import StoreChannelGrants
 
 __all__ = [
     "COMMAND_NAMES",
@@ -32,13 +31,13 @@ __all__ = [
     "Grant",
     "Permissions",
     "Role",
-    "StoreChannelGrants",
     "TaskOperations",
     "TaskTemplate",
     "UnknownCommand",
     "go_duration",
     "parse_command",
     "parse_stored",
+    "prompt_preview",
     "resolve_role",
     "tokenize",
 ]

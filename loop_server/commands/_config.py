@@ -25,8 +25,8 @@ from loop_server.commands._permissions import (
     PermissionsConfigError,
     permissions_from_config,
 )
+from loop_server.domain import TASK_TYPES
 from loop_server.scheduling import ScheduleError, next_run
-from loop_server.store.models import TASK_TYPES
 from loop_server.timefmt import now_utc
 
 

@@ -9,8 +9,8 @@ from typing import Protocol
 from loop_server.clock import Clock
 from loop_server.commands._config import TaskTemplate
 from loop_server.commands._permissions import Permissions
+from loop_server.domain import Channel, Task
 from loop_server.protocols import Interaction, MessageSender, TaskEdit
-from loop_server.store.models import Channel, Task
 
 
 class TaskOperations(Protocol):
@@ -37,7 +37,7 @@ class TaskOperations(Protocol):
 
 
 class ChannelGrants(Protocol):
-    """Reads channels and writes their stored grants (``StoreChannelGrants`` on the store)."""
+    """Reads channels and writes their stored grants (``services.channels.StoreChannelGrants``)."""
 
     async def get_channel(self, channel_id: str) -> Channel | None: ...
 

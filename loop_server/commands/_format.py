@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from loop_server.commands._config import TaskTemplate
-from loop_server.store.models import Task
+from loop_server.domain import Task
 
 PROMPT_PREVIEW_CHARS = 80
 _SECOND_US = 1_000_000

@@ -14,9 +14,9 @@ import logging
 
 from loop_server.commands._context import CommandContext
 from loop_server.commands._format import task_detail, task_list
+from loop_server.domain import Task
 from loop_server.protocols import TaskEdit
 from loop_server.scheduling import ScheduleError
-from loop_server.store.models import Task
 
 log = logging.getLogger(__name__)
 

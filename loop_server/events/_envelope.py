@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from loop_server.store.models import Message
+from loop_server.domain import Message
 
 MESSAGE_CREATED = "message.created"
 MESSAGE_STREAMING = "message.streaming"

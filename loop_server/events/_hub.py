@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import trio
 
 from loop_server import websocket_close
+from loop_server.domain import Message
 from loop_server.events._envelope import (
     AGENT_ACTIVITY,
     AGENT_STATUS,
@@ -45,7 +46,6 @@ from loop_server.events._global import (
     task_run_data,
 )
 from loop_server.events._subscription import Subscription
-from loop_server.store.models import Message
 
 logger = logging.getLogger("loop_server.events")
 

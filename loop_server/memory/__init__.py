@@ -7,6 +7,7 @@ Build with ``await open_memory_indexer(db, MemoryConfig.from_extra(config.extra)
 satisfies ``protocols.MemoryIndexer``. ``reindex_forever`` is the periodic re-index task.
 """
 
+from loop_server.memory._cli import index_command
 from loop_server.memory._config import EmbeddingsConfig, MemoryConfig, MemoryConfigError
 from loop_server.memory._embedder import Embedder, EmbeddingError, GuardedEmbedder
 from loop_server.memory._indexer import IndexStats, MemoryIndex
@@ -42,6 +43,7 @@ __all__ = [
     "auto_memory_dir",
     "channel_work_dirs",
     "check_project_dir",
+    "index_command",
     "memory_plan",
     "open_memory_indexer",
     "reindex_forever",

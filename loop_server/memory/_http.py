@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
-_RECEIVE_BYTES = 64 * 1024
+from loop_server.streams import RECEIVE_SIZE
 
 
 class HttpError(Exception):
@@ -85,7 +85,7 @@ async def _read_response(
         event = conn.next_event()
         if event is h11.NEED_DATA:
             # b"" at end of stream is how h11 learns the peer closed.
-            conn.receive_data(bytes(await stream.receive_some(_RECEIVE_BYTES)))
+            conn.receive_data(bytes(await stream.receive_some(RECEIVE_SIZE)))
         elif isinstance(event, h11.Response):
             status = event.status_code
         elif isinstance(event, h11.Data):

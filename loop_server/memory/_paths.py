@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loop_server.config import parse_hujson
+from loop_server.hujson import parse_hujson
 from loop_server.memory._files import read_regular_file
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from loop_server.store.models import Task
+from loop_server.domain import Task
 
 
 class TaskExecutor(Protocol):

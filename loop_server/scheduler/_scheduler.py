@@ -16,12 +16,13 @@ from datetime import datetime
 import trio
 
 from loop_server.clock import Clock
+from loop_server.domain import Task
 from loop_server.protocols import GlobalEventBroadcaster
 from loop_server.scheduler._executor import TaskExecutor
 from loop_server.scheduling import ScheduleError, next_run
 from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
+from loop_server.services.tasks import TaskRunLog
 from loop_server.store import Store
-from loop_server.store.models import Task
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ class Scheduler:
         max_concurrent: int = 4,
         events: GlobalEventBroadcaster | None = None,
     ) -> None:
-        self._store = store
-        self._events = events  # task.run_completed
+        self._store = store  # read only: every write goes through ``self._runs``
+        self._runs = TaskRunLog(store, events=events)  # with task.run_completed
         self._executor = executor
         self._clock = clock
         self._poll_interval = poll_interval
@@ -78,7 +79,7 @@ class Scheduler:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Close runs a crash left open, then poll until cancelled. Cancelling this cancels
         every job, and each records ``failed`` / ``cancelled: shutdown``."""
-        closed = await self._store.runs.close_interrupted(self._clock.now(), INTERRUPTED_ERROR)
+        closed = await self._runs.close_interrupted(self._clock.now(), INTERRUPTED_ERROR)
         if closed:
             log.warning("scheduler: closed %d run(s) left running by a crash", closed)
         async with trio.open_nursery() as nursery:
@@ -118,7 +119,7 @@ class Scheduler:
         if not ready:
             return 0
         try:
-            run_ids = await self._store.runs.start_many([t.id for t in ready], now)
+            run_ids = await self._runs.start_many([t.id for t in ready], now)
         except Exception:
             log.exception("scheduler: recording the start of %d run(s) failed", len(ready))
             for task in ready:
@@ -142,7 +143,7 @@ class Scheduler:
             raise TaskAlreadyRunning(task_id)
         self._jobs[task_id] = _Job(task_id, trigger=task.next_run_at)
         try:
-            run_id = await self._store.runs.start(task_id, self._clock.now())
+            run_id = await self._runs.start(task_id, self._clock.now())
         except BaseException:
             self._release(task_id)
             raise
@@ -201,13 +202,12 @@ class Scheduler:
     ) -> None:
         now = self._clock.now()
         try:
-            await self._store.runs.finish(run_id, status, response, error, now)
+            await self._runs.finish(run_id, status, response, error, now)
             if error != SHUTDOWN_ERROR:
                 await self._reschedule(task.id, now)
         except Exception:
             log.exception("scheduler: recording the end of task %d failed", task.id)
-        if self._events is not None:
-            self._events.broadcast_task_run_completed(task.id, run_id, status, task.channel_id)
+        self._runs.completed(task.id, run_id, status, task.channel_id)
 
     async def _reschedule(self, task_id: int, now: datetime) -> None:
         # Read the task again: it may have been edited, toggled or deleted while it ran.
@@ -215,20 +215,20 @@ class Scheduler:
         if current is None:
             return
         if current.type == "once":
-            await self._store.tasks.set_enabled(task_id, False, now)
+            await self._runs.disable(task_id, now)
             return
         try:
             following = next_run(current.type, current.schedule, now)
         except ScheduleError as err:
             log.error("scheduler: task %d keeps its next run: %s", task_id, err)
             return
-        await self._store.tasks.set_next_run(task_id, following, current.enabled, now)
+        await self._runs.set_next_run(task_id, following, current.enabled, now)
 
     async def _record_skip(self, task: Task, now: datetime) -> None:
         self._skipped += 1
         try:
-            run_id = await self._store.runs.start(task.id, now, status="skipped")
-            await self._store.runs.finish(run_id, "skipped", "", SKIPPED_ERROR, now)
+            run_id = await self._runs.start(task.id, now, status="skipped")
+            await self._runs.finish(run_id, "skipped", "", SKIPPED_ERROR, now)
         except Exception:
             log.exception("scheduler: recording a skip of task %d failed", task.id)
 

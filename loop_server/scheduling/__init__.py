@@ -9,5 +9,12 @@ returned to API clients.
 from loop_server.scheduling._cron import CronSchedule
 from loop_server.scheduling._duration import parse_go_duration
 from loop_server.scheduling._next_run import ScheduleError, next_run
+from loop_server.scheduling._rfc3339 import parse_rfc3339
 
-__all__ = ["CronSchedule", "ScheduleError", "next_run", "parse_go_duration"]
+__all__ = [
+    "CronSchedule",
+    "ScheduleError",
+    "next_run",
+    "parse_go_duration",
+    "parse_rfc3339",
+]

@@ -1,6 +1,7 @@
 """ChannelService (ensure a channel per directory, create a named one) and the store-backed
 ChannelLister the API reads through. Both publish the global ``channel.created`` /
-``channel.deleted`` events."""
+``channel.deleted`` events. ChannelSessions records the agent session a chat resumes (the
+orchestrator's write); StoreChannelGrants reads and writes the slash commands' grants."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import os
 import secrets
 
 from loop_server.clock import Clock
+from loop_server.domain import Channel, ChannelUpsert, Message
 from loop_server.protocols import ChannelCreator, GlobalEventBroadcaster
 from loop_server.services.errors import Invalid, ServiceError
-from loop_server.store import ConstraintViolation, Store
-from loop_server.store.models import Channel, ChannelUpsert, Message
+from loop_server.store import ChannelNotFound, ChannelRepository, ConstraintViolation, Store
 
 
 def dir_basename(dir_path: str) -> str:
@@ -144,3 +145,47 @@ class StoreChannelLister:
         """Delete the channel with its threads, messages and tasks; one ``channel.deleted``."""
         if await self._store.channels.delete(channel_id) and self._events is not None:
             self._events.broadcast_channel_deleted(channel_id)
+
+
+class ChannelSessions:
+    """Records the agent session a channel's chat resumes (the orchestrator's one write)."""
+
+    def __init__(self, store: Store, *, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def record(self, channel_id: str, session_id: str) -> None:
+        await self._store.channels.set_session_id(channel_id, session_id, self._clock.now())
+
+
+class StoreChannelGrants:
+    """Satisfies ``commands.ChannelGrants`` on the store's channel repository."""
+
+    def __init__(self, channels: ChannelRepository, *, clock: Clock) -> None:
+        self._channels = channels
+        self._clock = clock
+
+    async def get_channel(self, channel_id: str) -> Channel | None:
+        return await self._channels.get(channel_id)
+
+    async def set_permissions(self, channel_id: str, permissions: str) -> None:
+        # The repository has no single-column update for grants, so this re-writes the row
+        # with the values just read. session_id and platform are passed empty, which keeps the
+        # stored ones: an agent run may record a new session between the read and this write.
+        if not permissions:
+            raise ValueError("grants must be stored as JSON, never ''")
+        channel = await self._channels.get(channel_id)
+        if channel is None:
+            raise ChannelNotFound(channel_id)
+        await self._channels.upsert(
+            ChannelUpsert(
+                channel_id=channel.channel_id,
+                guild_id=channel.guild_id,
+                name=channel.name,
+                dir_path=channel.dir_path,
+                parent_id=channel.parent_id,
+                permissions=permissions,
+                active=channel.active,
+            ),
+            self._clock.now(),
+        )

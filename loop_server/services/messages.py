@@ -9,12 +9,12 @@ import re
 import secrets
 
 from loop_server.clock import Clock
+from loop_server.domain import Message, NewMessage
 from loop_server.platform.local import BOT_NAME, BOT_USER_ID, DEFAULT_AUTHOR
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.errors import NotFound
 from loop_server.store import MessageRepository
 from loop_server.store.errors import ChannelNotFound
-from loop_server.store.models import Message, NewMessage
 
 BOT_MENTION = "@LoopBot"
 COMMAND_PREFIX = "!loop"

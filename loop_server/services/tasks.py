@@ -7,16 +7,17 @@ stores such tasks and then fails every run): an unknown channel, an empty prompt
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from loop_server.clock import Clock
+from loop_server.domain import NewTask, Task, TaskRun
 from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
 from loop_server.protocols import GlobalEventBroadcaster, TaskEdit
 from loop_server.scheduling import ScheduleError, next_run
 from loop_server.services.errors import Invalid, NotFound, ServiceError, TaskNotFound
 from loop_server.store import Store
-from loop_server.store.models import NewTask, Task, TaskRun
 
 CHANNEL_NOT_FOUND = "channel not found"
 
@@ -40,20 +41,28 @@ def first_run(task_type: str, schedule: str, now: datetime) -> datetime:
     return when
 
 
+class TaskRunner(Protocol):
+    """Starts a task now, whatever its schedule (the running ``scheduler.Scheduler``)."""
+
+    async def run_now(self, task_id: int) -> int: ...
+
+
 class TaskService:
-    """Satisfies ``TaskScheduler``. Running a task now is the running scheduler's job; it is
-    attached with ``attach_runner`` once the scheduler exists."""
+    """Satisfies ``TaskScheduler``. Running a task now is the ``runner``'s job (the scheduler,
+    built before this service); without one, ``run_now`` says the scheduler is not running."""
 
     def __init__(
-        self, store: Store, *, clock: Clock, events: GlobalEventBroadcaster | None = None
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        events: GlobalEventBroadcaster | None = None,
+        runner: TaskRunner | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
-        self._runner: Callable[[int], Awaitable[int]] | None = None
-
-    def attach_runner(self, run_now: Callable[[int], Awaitable[int]]) -> None:
-        self._runner = run_now
+        self._runner = runner
 
     async def add_task(
         self,
@@ -147,4 +156,39 @@ class TaskService:
     async def run_now(self, task_id: int) -> int:
         if self._runner is None:
             raise ServiceError("scheduler is not running")
-        return await self._runner(task_id)
+        return await self._runner.run_now(task_id)
+
+
+class TaskRunLog:
+    """The scheduler's writes: its run log, the rescheduling after a run, and the
+    ``task.run_completed`` event. The scheduler reads the store; it writes only through this."""
+
+    def __init__(self, store: Store, *, events: GlobalEventBroadcaster | None = None) -> None:
+        self._store = store
+        self._events = events
+
+    async def close_interrupted(self, now: datetime, error_text: str) -> int:
+        return await self._store.runs.close_interrupted(now, error_text)
+
+    async def start(self, task_id: int, now: datetime, status: str = "running") -> int:
+        return await self._store.runs.start(task_id, now, status=status)
+
+    async def start_many(self, task_ids: Sequence[int], now: datetime) -> list[int]:
+        return await self._store.runs.start_many(task_ids, now)
+
+    async def finish(
+        self, run_id: int, status: str, response: str, error: str, now: datetime
+    ) -> None:
+        await self._store.runs.finish(run_id, status, response, error, now)
+
+    async def disable(self, task_id: int, now: datetime) -> None:
+        await self._store.tasks.set_enabled(task_id, False, now)
+
+    async def set_next_run(
+        self, task_id: int, next_run_at: datetime, enabled: bool, now: datetime
+    ) -> None:
+        await self._store.tasks.set_next_run(task_id, next_run_at, enabled, now)
+
+    def completed(self, task_id: int, run_id: int, status: str, channel_id: str) -> None:
+        if self._events is not None:
+            self._events.broadcast_task_run_completed(task_id, run_id, status, channel_id)

@@ -10,11 +10,11 @@ import trio
 
 from loop_server.channel_paths import mcp_config_path
 from loop_server.clock import Clock
+from loop_server.domain import Channel, ChannelUpsert
 from loop_server.platform.local import new_thread_id
 from loop_server.protocols import GlobalEventBroadcaster, ThreadCreator
 from loop_server.services.errors import Invalid, NotFound, ServiceError
 from loop_server.store import Store
-from loop_server.store.models import Channel, ChannelUpsert
 
 log = logging.getLogger(__name__)
 

@@ -50,10 +50,10 @@ from loop_server.serving._request_head import (
 )
 from loop_server.serving._terminal_endpoint import TerminalEndpoint, serve_terminal_request
 from loop_server.serving._write_guard import WriteGuard, cut_writes_at
+from loop_server.streams import RECEIVE_SIZE
 
 logger = logging.getLogger("loop_server.serving")
 
-_RECEIVE_SIZE = 65536
 #: The listen queue asked for; the kernel caps it at ``net.core.somaxconn`` (4096 on current
 #: Linux). hypercorn's default of 100 resets clients in a reconnect storm.
 LISTEN_BACKLOG = 65535
@@ -231,7 +231,7 @@ class _Router:
                         await _refuse(stream, 431, "Request Header Fields Too Large\n")
                         return
                 try:
-                    data = await stream.receive_some(_RECEIVE_SIZE)
+                    data = await stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
                 if not data:

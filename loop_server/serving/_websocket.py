@@ -23,11 +23,9 @@ from wsproto import connection as ws_connection
 from wsproto import events as ws_events
 
 from loop_server import websocket_close
-from loop_server.terminal._nowait import receive_eagerly, write_nowait
+from loop_server.streams import RECEIVE_SIZE, receive_eagerly, write_nowait
 
 logger = logging.getLogger("loop_server.serving")
-
-_RECEIVE_SIZE = 65536
 
 
 class WebSocket:
@@ -133,7 +131,7 @@ class WebSocket:
             if self._too_big and not self._close_sent:
                 await self.close(websocket_close.MESSAGE_TOO_BIG, "message too big")
             try:
-                data = await receive_eagerly(self._stream, _RECEIVE_SIZE)
+                data = await receive_eagerly(self._stream, RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             if not data:

@@ -18,7 +18,7 @@ import termios
 
 import trio
 
-from loop_server.terminal._nowait import write_nowait
+from loop_server.streams import write_nowait
 
 
 class WriteGuard:

@@ -6,9 +6,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from loop_server.domain import Message, NewMessage
 from loop_server.store._db import Database
 from loop_server.store.errors import ChannelNotFound
-from loop_server.store.models import Message, NewMessage
 from loop_server.timefmt import from_db, to_db
 
 _COLUMNS = (

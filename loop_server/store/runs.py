@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from loop_server.domain import TaskRun
 from loop_server.store._db import Database
-from loop_server.store.models import TaskRun
 from loop_server.timefmt import from_db, to_db
 
 _COLUMNS = "id, task_id, status, response_text, error_text, started_at, finished_at"

@@ -10,8 +10,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from loop_server.domain import NewTask, Task
 from loop_server.store._db import Database
-from loop_server.store.models import NewTask, Task
 from loop_server.timefmt import from_db, to_db
 
 _COLUMNS = (

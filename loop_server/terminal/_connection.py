@@ -20,6 +20,7 @@ from typing import Protocol
 
 import trio
 
+from loop_server.domain import Channel
 from loop_server.protocols import (
     ContainerFinder,
     ContainerStopper,
@@ -27,7 +28,6 @@ from loop_server.protocols import (
     TerminalManager,
     TerminalViewer,
 )
-from loop_server.store.models import Channel
 from loop_server.terminal import _wire
 from loop_server.terminal._manager import TerminalError
 from loop_server.terminal._wire import ControlMessage, InvalidMessage

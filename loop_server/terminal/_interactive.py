@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loop_server.channel_paths import fallback_work_dir, mcp_config_path
-from loop_server.config import parse_hujson
+from loop_server.hujson import parse_hujson
 
 log = logging.getLogger("loop_server.terminal")
 

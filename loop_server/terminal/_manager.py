@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import trio
 
+from loop_server.streams import receive_eagerly, write_nowait
 from loop_server.terminal._backend import TtyLauncher
-from loop_server.terminal._nowait import receive_eagerly, write_nowait
 from loop_server.terminal._session import ClientNotFound, Session
 from loop_server.terminal._viewer import Viewer
 

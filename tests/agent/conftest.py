@@ -20,9 +20,9 @@ import trio
 from loop_server.agent import AgentRunner, AgentSettings, Orchestrator
 from loop_server.clock import SystemClock
 from loop_server.containers import CHANNEL_LABEL, ContainerSettings, DockerEngine
+from loop_server.domain import ChannelUpsert, Message
 from loop_server.services.messages import MessageService
 from loop_server.store import Store
-from loop_server.store.models import ChannelUpsert, Message
 from tests.conftest import STUB_CLAUDE, TEST_IMAGE
 
 

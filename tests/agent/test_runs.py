@@ -192,7 +192,7 @@ async def test_no_docker_engine(nursery: trio.Nursery, agents_factory, tmp_path)
 
 async def test_unusable_work_dir(agents: Agents, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A channel whose dir_path is a file: a clear error, not an internal one."""
-    from loop_server.store.models import ChannelUpsert
+    from loop_server.domain import ChannelUpsert
 
     channel, blocker = await agents.new_channel(), tmp_path / "a-file"
     blocker.write_text("")
@@ -255,7 +255,7 @@ async def test_stop_mid_run(agents: Agents, docker_client: docker.DockerClient) 
 async def test_scheduled_task_runs_through_the_channel_queue(agents: Agents) -> None:
     from datetime import UTC, datetime
 
-    from loop_server.store.models import NewTask
+    from loop_server.domain import NewTask
 
     channel = await agents.new_channel()
     await agents.orchestrator.handle_incoming_message(channel, "u", "make the channel")

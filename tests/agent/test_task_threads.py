@@ -19,11 +19,11 @@ from loop_server.agent._task_threads import (
     strip_ephemeral,
     thread_name,
 )
+from loop_server.domain import Task
 from loop_server.events import EventsHub
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
 from loop_server.store import Store
-from loop_server.store.models import Task
 from tests.conftest import FixedClock
 from tests.store.helpers import add_channel
 

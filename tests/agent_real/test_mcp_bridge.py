@@ -99,11 +99,11 @@ async def test_the_real_cli_acts_through_the_bridge_and_only_for_its_channel(
     history = (await client.get(f"/api/channels/{channel_id}/messages")).json()
     assert history["messages"][0]["content"] == "All done."
     # The run's token died with its container.
-    assert server.services["agent_tokens"].statistics().live_tokens == 0
+    assert server.services.agent_tokens.statistics().live_tokens == 0
 
     # Claude's own account, in its first stream-json line: the server named in the MCP
     # config is "connected" (in the channel's shell container, the one terminals use).
-    containers = server.services["containers"]
+    containers = server.services.containers
     shell = await containers.find_container_by_channel(channel_id, str(project))
     try:
         init = await trio.to_thread.run_sync(

@@ -280,7 +280,7 @@ async def test_stop_cancels_a_run_waiting_on_the_model(
     await post(client, channel, "take your time")
     with trio.fail_after(60):
         await fake_api.fake.wait_main_requests(1)
-    assert server.services["orchestrator"].stop(channel) is True
+    assert server.services.orchestrator.stop(channel) is True
     seen = await events_until(events, channel, "error")
     assert of_type(seen, "agent.status")[-1] == {"status": "error", "error": "stopped"}
     assert bot_replies(seen) == ["Run stopped."]

@@ -401,7 +401,7 @@ async def test_missing_collaborator_is_501_first(
     body: bytes | None,
     text: str,
 ) -> None:
-    setattr(server.services["deps"], missing, None)
+    setattr(server.services.deps, missing, None)
     response = await client.request(method, path, content=body)
     assert (response.status_code, response.text) == (501, text + "\n")
     assert response.headers["content-type"] == TEXT
@@ -410,7 +410,7 @@ async def test_missing_collaborator_is_501_first(
 async def test_messages_without_handler_or_sender(
     server: ServerHandle, client: httpx.AsyncClient
 ) -> None:
-    deps = server.services["deps"]
+    deps = server.services.deps
     deps.incoming = None
     deps.messages = None
     # The body is checked before the configuration (SPEC §3.4).

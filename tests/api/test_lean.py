@@ -73,7 +73,7 @@ async def test_lean_and_quart_answer_alike(
 ) -> None:
     lean = await client.request(method, path, content=body)
     quart = (
-        await create_quart_app(server.services["deps"])
+        await create_quart_app(server.services.deps)
         .test_client()
         .open(path, method=method, data=body or b"")
     )

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from loop_server.domain import NewMessage
 from loop_server.runtime import ServerHandle
-from loop_server.store.models import NewMessage
 from tests.conftest import add_channels, user_messages
 
 
@@ -42,7 +42,7 @@ async def test_unknown_channel_is_404_and_creates_nothing(
     assert (response.status_code, response.text) == (404, "channel not found\n")
     assert (await client.get("/api/channels")).json() == []
     assert (await client.get("/api/channels/new-chan/messages")).json()["messages"] == []
-    assert server.services["orchestrator"].active_chat_channel_ids() == set()
+    assert server.services.orchestrator.active_chat_channel_ids() == set()
 
 
 @pytest.mark.parametrize(

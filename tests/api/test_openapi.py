@@ -20,7 +20,7 @@ async def test_document_covers_every_route(client: httpx.AsyncClient, server: Se
         for path, operations in document["paths"].items()
         for method in operations
     }
-    app = create_quart_app(server.services["deps"])
+    app = create_quart_app(server.services.deps)
     served = {
         (method, re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule))
         for rule in app.url_map.iter_rules()

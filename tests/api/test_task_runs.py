@@ -10,9 +10,9 @@ import httpx
 import pytest
 import trio
 
+from loop_server.domain import Task
 from loop_server.runtime import ServerHandle
 from loop_server.scheduler import Scheduler
-from loop_server.store.models import Task
 from tests.conftest import add_channels
 
 
@@ -50,7 +50,7 @@ async def _task(client: httpx.AsyncClient, prompt: str = "p") -> int:
 
 
 async def _idle(server: ServerHandle) -> None:
-    scheduler = server.services["scheduler"]
+    scheduler = server.services.scheduler
     assert isinstance(scheduler, Scheduler)
     with trio.fail_after(10):
         await scheduler.wait_idle()

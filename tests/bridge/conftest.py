@@ -28,7 +28,7 @@ SESSION_DEADLINE = 60
 
 def agent_token(server: ServerHandle, channel_id: str) -> AgentToken:
     """What a container of ``channel_id`` gets mounted: a live token in a file."""
-    tokens: AgentTokens = server.services["agent_tokens"]
+    tokens: AgentTokens = server.services.agent_tokens
     return tokens.issue(channel_id)
 
 

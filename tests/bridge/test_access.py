@@ -226,7 +226,7 @@ async def test_a_threads_token_acts_for_its_parents_family(
 
 async def test_a_revoked_token_is_nobody(server: ServerHandle, client: httpx.AsyncClient) -> None:
     channel_id = await create_channel(client, "gone")
-    tokens: AgentTokens = server.services["agent_tokens"]
+    tokens: AgentTokens = server.services.agent_tokens
     issued = agent_token(server, channel_id)
     file = trio.Path(issued.path)
     secret = await file.read_text()

@@ -50,7 +50,7 @@ def check_container(
     token_file, writable = mounts["/run/loop/api-token"]
     assert not writable
     token = Path(token_file).read_bytes()
-    tokens: AgentTokens = server.services["agent_tokens"]
+    tokens: AgentTokens = server.services.agent_tokens
     assert tokens.channel_of(token) == channel_id
     assert container.labels["loop-token"] == Path(token_file).name
     return token.decode()
@@ -60,8 +60,8 @@ async def test_a_shell_container_holds_its_channels_token_until_removed(
     server: ServerHandle, client: httpx.AsyncClient, docker_client: docker.DockerClient
 ) -> None:
     channel_id = await create_channel(client, "shell")
-    containers = server.services["containers"]
-    tokens: AgentTokens = server.services["agent_tokens"]
+    containers = server.services.containers
+    tokens: AgentTokens = server.services.agent_tokens
     container_id = await containers.find_container_by_channel(channel_id, "")
     try:
         token = await trio.to_thread.run_sync(
@@ -103,7 +103,7 @@ async def test_an_agent_runs_token_dies_with_its_container(
     server: ServerHandle, client: httpx.AsyncClient, docker_client: docker.DockerClient
 ) -> None:
     channel_id = await create_channel(client, "run")
-    tokens: AgentTokens = server.services["agent_tokens"]
+    tokens: AgentTokens = server.services.agent_tokens
     label = f"{CHANNEL_LABEL}={channel_id}"
     # The engine's own event says when the run's container has started.
     started = docker_client.events(

@@ -189,7 +189,7 @@ async def test_a_page_of_another_origin_is_refused_everything(
     assert len(posts) >= 4, seen
     assert {status for _, status in posts} == {403}, seen
     assert (await stored(api, channel_id)) == ([], [])
-    assert server.services["terminals"].statistics().sessions == 0
+    assert server.services.terminals.statistics().sessions == 0
 
 
 async def test_the_same_page_from_an_allowed_origin_gets_through(
@@ -261,4 +261,4 @@ async def test_a_rebinding_name_is_refused(
     assert results["events socket"]["opened"] is False
     assert results["terminal socket"]["opened"] is False
     assert (await stored(api, channel_id)) == ([], [])
-    assert server.services["terminals"].statistics().sessions == 0
+    assert server.services.terminals.statistics().sessions == 0

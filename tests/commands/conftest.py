@@ -25,14 +25,14 @@ import pytest
 from loop_server.commands import (
     CommandHandler,
     CommandsConfig,
-    StoreChannelGrants,
     TaskOperations,
     parse_command,
 )
+from loop_server.domain import ChannelUpsert, Message
+from loop_server.services.channels import StoreChannelGrants
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.store import Store
-from loop_server.store.models import ChannelUpsert, Message
 from tests.conftest import FixedClock
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -18,9 +18,10 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from loop_server.clock import SystemClock
-from loop_server.commands import CommandHandler, StoreChannelGrants
+from loop_server.commands import CommandHandler
 from loop_server.protocols import Interaction, InteractionHandler
 from loop_server.runtime import ServerHandle, load_readme
+from loop_server.services.channels import StoreChannelGrants
 from tests.conftest import add_channels
 from tests.events.events_helpers import connect_ws
 
@@ -29,15 +30,15 @@ DEADLINE = 10
 
 def attach(server: ServerHandle, handler: InteractionHandler | None) -> None:
     # ApiDeps is read at request time; until runtime.py wires the handler, tests attach it.
-    server.services["deps"].interactions = handler
+    server.services.deps.interactions = handler
 
 
 def real_handler(server: ServerHandle) -> CommandHandler:
     clock = SystemClock()
     return CommandHandler(
-        tasks=server.services["tasks"],
-        replies=server.services["messages"],
-        stop_run=server.services["orchestrator"].stop,
+        tasks=server.services.tasks,
+        replies=server.services.messages,
+        stop_run=server.services.orchestrator.stop,
         readme=load_readme(),
         channels=StoreChannelGrants(server.store.channels, clock=clock),
         clock=clock,
@@ -67,7 +68,7 @@ async def channel_id(client: httpx.AsyncClient) -> str:
 async def events(server: ServerHandle, channel_id: str) -> AsyncIterator[WebSocketConnection]:
     async with connect_ws(server.port, f"/api/ws?channels={channel_id}") as ws:
         with trio.fail_after(DEADLINE):
-            await server.services["hub"].wait_subscriber_count(1)
+            await server.services.hub.wait_subscriber_count(1)
         yield ws
 
 

@@ -16,7 +16,7 @@ from loop_server.commands._format import (
     task_list,
     template_list,
 )
-from loop_server.store.models import Task
+from loop_server.domain import Task
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

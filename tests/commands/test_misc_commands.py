@@ -13,10 +13,10 @@ import pytest
 import trio
 
 from loop_server.commands import COMMAND_NAMES, HANDLED_COMMANDS
+from loop_server.domain import Task
 from loop_server.platform.local import BOT_NAME, BOT_USER_ID
 from loop_server.protocols import Interaction
 from loop_server.store import Store
-from loop_server.store.models import Task
 from tests.commands.conftest import README, Harness, build_handler, grants_json, make_harness
 
 

@@ -37,7 +37,7 @@ async def wait_until(running: RunningChannels, done: Callable[[], bool]) -> None
 
 
 def running_of(server: ServerHandle) -> RunningChannels:
-    running = server.services["running_channels"]
+    running = server.services.running_channels
     assert isinstance(running, RunningChannels)
     return running
 
@@ -59,7 +59,7 @@ async def test_listing_cost_does_not_grow_with_channels(
     docker_client: docker.DockerClient,
 ) -> None:
     running = running_of(server)
-    branches = server.services["deps"].branches
+    branches = server.services.deps.branches
     assert isinstance(branches, GitBranchReader)
     await wait_until(running, lambda: running.statistics().live)
 

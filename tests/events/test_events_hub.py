@@ -14,6 +14,7 @@ import pytest
 import trio
 import trio.testing
 
+from loop_server.domain import Message
 from loop_server.events import (
     AGENT_STATUS,
     CLOSE_GOING_AWAY,
@@ -25,7 +26,6 @@ from loop_server.events import (
     Subscription,
 )
 from loop_server.protocols import EventBroadcaster
-from loop_server.store.models import Message
 
 
 def make_hub(**options: object) -> EventsHub:

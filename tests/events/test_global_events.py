@@ -15,9 +15,9 @@ from trio_websocket import WebSocketConnection
 
 from loop_server.containers import APP_LABEL, APP_VALUE, CHANNEL_LABEL, ROLE_LABEL
 from loop_server.containers._watcher import status_change
+from loop_server.domain import Task
 from loop_server.events import EventsHub
 from loop_server.runtime import ServerHandle
-from loop_server.store.models import Task
 from tests.conftest import create_channel
 from tests.docker.fixtures import Containers
 from tests.events.events_helpers import connect_ws
@@ -179,7 +179,7 @@ async def test_container_status_changes_come_from_the_engine(
 ) -> None:
     """A container of a channel, however it was made, is seen running, stopped and removed."""
     with trio.fail_after(30):
-        await server.services["container_watcher"].wait_watching()
+        await server.services.container_watcher.wait_watching()
     async with connect_ws(server.port, "/api/ws?channels=none-of-these") as ws:
         labels = {APP_LABEL: APP_VALUE, CHANNEL_LABEL: "watched"}
         container = await trio.to_thread.run_sync(

@@ -357,7 +357,7 @@ async def test_a_websocket_upgrade_from_a_foreign_origin_is_refused(
                 assert client.status == 403, (origin, client.head)
                 assert body.startswith(f'forbidden: origin "{origin}" may not use'.encode())
                 assert b"access-control-allow-origin" not in client.head.lower()
-    assert server.services["terminals"].statistics().sessions == 0
+    assert server.services.terminals.statistics().sessions == 0
 
 
 @pytest.mark.parametrize("reuse", [False, True], ids=PATHS)

@@ -69,7 +69,7 @@ _VARIABLE = re.compile(r"<[^>]+>")
 
 def endpoints(server: ServerHandle) -> list[Endpoint]:
     """Every route of the app, each method separately, variables filled with samples."""
-    app = create_quart_app(server.services["deps"])
+    app = create_quart_app(server.services.deps)
     found = []
     for rule in app.url_map.iter_rules():
         # Every variable, whatever its converter (Quart's own /static/<path:filename> too).

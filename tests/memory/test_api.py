@@ -15,10 +15,10 @@ import pytest
 from loop_server.api import memory as memory_routes
 from loop_server.api.deps import ApiDeps
 from loop_server.channel_paths import fallback_work_dir
+from loop_server.domain import Channel, ChannelUpsert, Message
 from loop_server.memory import MemoryConfig, open_memory_indexer
 from loop_server.protocols import MemorySearchResult
 from loop_server.runtime import ServerHandle
-from loop_server.store.models import Channel, ChannelUpsert, Message
 from tests.memory.conftest import set_project_paths, write
 
 TEXT = "text/plain; charset=utf-8"
@@ -46,7 +46,7 @@ async def api(
 ) -> AsyncIterator[Api]:
     """The real server, its memory indexer swapped for one whose home dir is the test's
     (``ApiDeps`` is read at request time), so no real ``~/.claude`` leaks in."""
-    deps: ApiDeps = server.services["deps"]
+    deps: ApiDeps = server.services.deps
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     deps.memory = await open_memory_indexer(server.store.db, MemoryConfig(), home=home)

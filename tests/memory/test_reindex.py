@@ -12,10 +12,10 @@ import pytest
 import trio
 import trio.testing
 
+from loop_server.domain import Channel, Message
 from loop_server.memory import channel_work_dirs, reindex_forever
 from loop_server.protocols import MemoryIndexer, MemorySearchResult
 from loop_server.store import Database
-from loop_server.store.models import Channel, Message
 from tests.memory.conftest import make_indexer, set_project_paths, stored_files, write
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,12 +15,12 @@ import trio
 import trio.lowlevel
 import trio.testing
 
+from loop_server.domain import Task
 from loop_server.protocols import TaskEdit
 from loop_server.scheduler import SHUTDOWN_ERROR, Scheduler, TaskAlreadyRunning
 from loop_server.services.errors import TaskNotFound
 from loop_server.services.tasks import TaskService
 from loop_server.store import Store
-from loop_server.store.models import Task
 from tests.conftest import FixedClock
 from tests.store.helpers import add_channel
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from loop_server.domain import ChannelUpsert, NewMessage
 from loop_server.store import Store
-from loop_server.store.models import ChannelUpsert, NewMessage
 from loop_server.timefmt import to_db
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
+from loop_server.domain import Channel, ChannelUpsert
 from loop_server.store import ConstraintViolation, Store
-from loop_server.store.models import Channel, ChannelUpsert
 
 from .helpers import T0, add_channel, at, new_message
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from loop_server.domain import Message, NewMessage
 from loop_server.store import ChannelNotFound, ConstraintViolation, Store
-from loop_server.store.models import Message, NewMessage
 
 from .helpers import T0, add_channel, at, bulk_messages, new_message
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from loop_server.domain import NewTask, Task
 from loop_server.store import ConstraintViolation, Store
-from loop_server.store.models import NewTask, Task
 
 from .helpers import T0, at
 

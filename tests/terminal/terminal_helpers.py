@@ -18,7 +18,7 @@ import trio
 from hypercorn.config import Config
 from trio_websocket import WebSocketConnection
 
-from loop_server.store.models import Channel
+from loop_server.domain import Channel
 from tests.events.events_helpers import connect_ws
 
 DEADLINE = 20.0  # seconds: covers container start-up on a busy machine

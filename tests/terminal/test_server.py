@@ -60,7 +60,7 @@ async def test_terminal_on_a_channel_then_stop(
             assert await term.status() == {"type": "stopped"}
             # Removed before `stopped`: the very next listing shows it.
             assert (await listing_of(client, channel_id))["container_running"] is False
-    terminals = server.services["terminals"]
+    terminals = server.services.terminals
     assert isinstance(terminals, SessionManager)
     assert terminals.statistics().sessions == 0
 

@@ -8,11 +8,18 @@ import logging
 import docker.errors
 import trio
 
-from loop_server.agent_image._recipe import RECIPE_DIR, Recipe, RecipeError
-from loop_server.agent_image._status import ImageStatus, from_labels, missing, unknown
-from loop_server.containers import DockerEngine, EngineError
+from loop_server.agent_image import (
+    RECIPE_DIR,
+    ImageStatus,
+    Recipe,
+    RecipeError,
+    from_labels,
+    missing,
+    unknown,
+)
+from loop_server.containers._engine import DockerEngine, EngineError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("loop_server.agent_image._check")  # the name its lines have always had
 
 
 def expected_build_hash() -> str:

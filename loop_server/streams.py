@@ -1,4 +1,5 @@
-"""One non-blocking write on a Trio socket stream, without a task switch.
+"""Socket-stream I/O shared by every reader and writer of a socket: how much one read asks
+for (``RECEIVE_SIZE``), and one non-blocking write or read without a task switch.
 
 ``send_all`` always yields to the scheduler, even when the socket takes everything at once.
 On the keystroke-echo path (a few bytes each way) those switches are a visible share of the
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 
 import trio
+
+RECEIVE_SIZE = 65536  # bytes one read of a socket asks for (HTTP, WebSocket, Docker streams)
 
 
 def write_nowait(stream: trio.abc.Stream, data: bytes | memoryview) -> int:

@@ -1,4 +1,8 @@
-"""Rows of the store as immutable values. Field names follow the SQLite schema (SPEC §7.1)."""
+"""The domain model: channels, messages, tasks and their runs as immutable values.
+
+Every layer speaks these types (``api/``, ``services/``, ``events/``, ``protocols``, and the
+``store/`` that persists them); this module depends on nothing of the server but
+``channel_paths``. Field names follow the SQLite schema (SPEC §7.1)."""
 
 from __future__ import annotations
 
