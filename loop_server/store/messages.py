@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loop_server.store._db import Database
+from loop_server.store.channels import ChannelsGeneration
 from loop_server.store.errors import ChannelNotFound
 from loop_server.store.models import Message, NewMessage
 from loop_server.timefmt import from_db, to_db
@@ -54,7 +55,10 @@ def _newest(conn: sqlite3.Connection, channel_id: str, cursor: int, limit: int) 
 
 
 def _insert(
-    conn: sqlite3.Connection, message: NewMessage, auto_create_platform: str | None
+    conn: sqlite3.Connection,
+    message: NewMessage,
+    auto_create_platform: str | None,
+    created: list[str] | None = None,
 ) -> Message:
     created_at = to_db(message.created_at)
     found = conn.execute(
@@ -72,6 +76,8 @@ def _insert(
             (message.channel_id, message.channel_id, auto_create_platform, created_at, created_at),
         )
         chat_id = cur.lastrowid
+        if created is not None:
+            created.append(message.channel_id)
     cur = conn.execute(
         "INSERT INTO messages (chat_id, channel_id, msg_id, author_id, author_name,"
         " content, is_bot, is_processed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -103,8 +109,10 @@ def _insert(
 
 
 class MessageRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, channels_generation: ChannelsGeneration | None = None) -> None:
         self._db = db
+        # Moved when a message's insert created its channel (the listing's rows changed).
+        self._channels_generation = channels_generation
 
     async def insert(
         self, message: NewMessage, *, auto_create_platform: str | None = None
@@ -123,9 +131,18 @@ class MessageRepository:
         self, messages: Sequence[NewMessage], *, auto_create_platform: str | None = None
     ) -> list[Message]:
         """``insert`` for several messages in one transaction: all are stored or none."""
-        return await self._db.write(
-            lambda conn: [_insert(conn, m, auto_create_platform) for m in messages]
-        )
+        if auto_create_platform is None or self._channels_generation is None:
+            return await self._db.write(
+                lambda conn: [_insert(conn, m, auto_create_platform) for m in messages]
+            )
+        created: list[str] = []
+        try:
+            return await self._db.write(
+                lambda conn: [_insert(conn, m, auto_create_platform, created) for m in messages]
+            )
+        finally:
+            if created:  # also when the transaction failed after it: a bump is always safe
+                self._channels_generation.bump()
 
     async def page(self, channel_id: str, cursor: int, limit: int) -> list[Message]:
         """Upstream's GetMessagesCursor: newest first (id DESC), at most ``limit`` rows.
