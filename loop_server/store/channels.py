@@ -100,10 +100,30 @@ class ChannelsGeneration:
         self.value += 1
 
 
+class MessagesGeneration(ChannelsGeneration):
+    """The same for the rows of ``messages`` (history pages kept by ``MessageRepository``)."""
+
+    __slots__ = ()
+
+
 class ChannelRepository:
-    def __init__(self, db: Database, generation: ChannelsGeneration | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        generation: ChannelsGeneration | None = None,
+        messages_generation: MessagesGeneration | None = None,
+    ) -> None:
         self._db = db
         self.generation = generation if generation is not None else ChannelsGeneration()
+        # Deleting a channel or its threads deletes their messages too.
+        self._messages_generation = messages_generation
+
+    async def _write_with_messages(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            return await self._write(fn)
+        finally:
+            if self._messages_generation is not None:
+                self._messages_generation.bump()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
@@ -206,9 +226,9 @@ class ChannelRepository:
             conn.execute("DELETE FROM channels WHERE id = ?", (found[0],))
             return True
 
-        return await self._write(delete)
+        return await self._write_with_messages(delete)
 
     async def delete_children(self, parent_id: str) -> int:
         """Delete every thread of ``parent_id`` with its messages and tasks; return how many
         threads."""
-        return await self._write(lambda conn: delete_children_sync(conn, parent_id))
+        return await self._write_with_messages(lambda conn: delete_children_sync(conn, parent_id))

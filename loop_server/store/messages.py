@@ -8,7 +8,7 @@ from typing import Any
 
 from loop_server.memo import Memo
 from loop_server.store._db import Database
-from loop_server.store.channels import ChannelsGeneration
+from loop_server.store.channels import ChannelsGeneration, MessagesGeneration
 from loop_server.store.errors import ChannelNotFound
 from loop_server.store.models import Message, NewMessage
 from loop_server.timefmt import from_db, to_db
@@ -43,6 +43,8 @@ def _check_limit(limit: int) -> None:
 _DECODED_ENTRIES = 8192
 _DECODED_BYTES = 16 * 1024 * 1024
 _ROW_OVERHEAD = 256  # bytes a decoded row costs besides its content, roughly
+_PAGES = 1024
+_PAGE_OVERHEAD = 1024
 
 
 def _decoded(memo: Memo[tuple[Any, ...], Message], row: tuple[Any, ...]) -> Message:
@@ -133,8 +135,20 @@ def _insert(
 
 
 class MessageRepository:
-    def __init__(self, db: Database, channels_generation: ChannelsGeneration | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        channels_generation: ChannelsGeneration | None = None,
+        messages_generation: MessagesGeneration | None = None,
+    ) -> None:
         self._db = db
+        # Moved after every write to messages' rows here and in ChannelRepository (deletes);
+        # without it, pages are not kept.
+        self._messages_generation = messages_generation
+        # Recent pages: (channel, cursor, limit) → (messages generation read under, page).
+        self._pages: Memo[tuple[str, int, int], tuple[int, list[Message]]] = Memo(
+            max_entries=_PAGES, max_weight=_DECODED_BYTES
+        )
         # Moved when a message's insert created its channel (the listing's rows changed).
         self._channels_generation = channels_generation
         self._decoded: Memo[tuple[Any, ...], Message] = Memo(
@@ -158,6 +172,15 @@ class MessageRepository:
         self, messages: Sequence[NewMessage], *, auto_create_platform: str | None = None
     ) -> list[Message]:
         """``insert`` for several messages in one transaction: all are stored or none."""
+        try:
+            return await self._insert_many(messages, auto_create_platform)
+        finally:
+            if self._messages_generation is not None:
+                self._messages_generation.bump()
+
+    async def _insert_many(
+        self, messages: Sequence[NewMessage], auto_create_platform: str | None
+    ) -> list[Message]:
         if auto_create_platform is None or self._channels_generation is None:
             return await self._db.write(
                 lambda conn: [_insert(conn, m, auto_create_platform) for m in messages]
@@ -179,6 +202,23 @@ class MessageRepository:
         gives an empty list.
         """
         _check_limit(limit)
+        generation = self._messages_generation
+        if generation is None:
+            return await self._read_page(channel_id, cursor, limit)
+        # Unchanged since a page was read (no message written or deleted anywhere): the same
+        # page, without the worker-thread hop and the SQL. The value is taken before the read,
+        # and moves only after a write returns, so a kept page is never older than a write
+        # that finished before it was asked for.
+        seen = generation.value
+        key = (channel_id, cursor, limit)
+        kept = self._pages.get(key)
+        if kept is not None and kept[0] == seen:
+            return list(kept[1])  # a copy: the caller may change its list
+        page = await self._read_page(channel_id, cursor, limit)
+        self._pages.put(key, (seen, page), sum(len(m.content) for m in page) + _PAGE_OVERHEAD)
+        return list(page)
+
+    async def _read_page(self, channel_id: str, cursor: int, limit: int) -> list[Message]:
         memo = self._decoded
         return await self._db.read(lambda conn: _newest(conn, channel_id, cursor, limit, memo))
 

@@ -83,6 +83,23 @@ async def test_history_reads_see_every_write(tmp_path: Path) -> None:
         assert [m.content for m in await store.messages.page("c", 0, 10)] == ["one"]
         await store.messages.insert(new("2", "two"))
         assert [m.content for m in await store.messages.page("c", 0, 10)] == ["two", "one"]
+        # A caller changing its page does not change the next one's.
+        mine = await store.messages.page("c", 0, 10)
+        mine.clear()
+        assert len(await store.messages.page("c", 0, 10)) == 2
+        # A thread's messages, gone with the thread (deleted through its parent).
+        await store.channels.upsert(ChannelUpsert(channel_id="t", name="t", parent_id="c"), now)
+        await store.messages.insert(
+            NewMessage("t", "t1", "u", "u", "in thread", is_bot=False, created_at=now)
+        )
+        assert [m.content for m in await store.messages.page("t", 0, 10)] == ["in thread"]
+        assert await store.channels.delete_children("c") == 1
+        assert await store.messages.page("t", 0, 10) == []
+        # Pages behind a cursor, and a message that arrives after them.
+        first = await store.messages.page("c", 0, 1)
+        assert [m.content for m in await store.messages.page("c", first[0].id, 1)] == ["one"]
+        await store.messages.insert(new("2b", "two-b"))
+        assert [m.content for m in await store.messages.page("c", 0, 1)] == ["two-b"]
         # Deleted and re-created: SQLite may hand out the same ids again.
         await store.channels.delete("c")
         assert await store.messages.page("c", 0, 10) == []
