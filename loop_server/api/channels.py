@@ -11,7 +11,14 @@ from quart import Quart, Response
 from loop_server.access import CALLER
 from loop_server.api import _routes as routes
 from loop_server.api._family import sees_all, visible_to
-from loop_server.api._lean import Answer, LeanRequest, LeanRoutes, hot_route, json_answer
+from loop_server.api._lean import (
+    Answer,
+    LeanRequest,
+    LeanRoutes,
+    hot_route,
+    json_answer,
+    json_bytes_answer,
+)
 from loop_server.api._responses import (
     ApiError,
     empty_response,
@@ -21,6 +28,7 @@ from loop_server.api._responses import (
 )
 from loop_server.api._routes import BOOLEAN, STRING, Reply, Route, json_object, route
 from loop_server.api.deps import ApiDeps
+from loop_server.gojson import go_json
 from loop_server.store.models import Channel
 
 log = logging.getLogger(__name__)
@@ -224,6 +232,10 @@ class _Listing:
         self._dirs: list[str] = []
         self._key: tuple[list[Channel], list[str], list[str], set[str], set[str]] | None = None
         self._answer: Answer | None = None
+        # Each channel's encoded item with what it was made of: when the answer must be made
+        # again (a container started, an agent run ended, a row changed), only the items that
+        # changed are encoded again.
+        self._items: dict[str, tuple[tuple[object, ...], bytes]] = {}
 
     def rows(self, deps: ApiDeps, channels: list[Channel]) -> tuple[list[Channel], list[str]]:
         if channels is not self._channels:
@@ -251,6 +263,39 @@ class _Listing:
             and key[4] == active
         ):
             return self._answer
-        answer = json_answer(_items(shown, dirs, branches, running, active))
+        answer = json_bytes_answer(self._body(shown, dirs, branches, running, active))
         self._key, self._answer = (shown, dirs, branches, set(running), set(active)), answer
         return answer
+
+    def _body(
+        self,
+        shown: list[Channel],
+        dirs: list[str],
+        branches: list[str],
+        running: set[str],
+        active: set[str],
+    ) -> bytes:
+        """``go_json(_items(...))`` from the kept items: Go's escapes are per character inside
+        strings, so encoding the items one by one and joining them gives the same bytes."""
+        kept = self._items
+        fresh: dict[str, tuple[tuple[object, ...], bytes]] = {}
+        parts: list[bytes] = []
+        for channel, dir_path, branch in zip(shown, dirs, branches, strict=True):
+            cid = channel.channel_id
+            made_of = (
+                channel.name,
+                channel.parent_id,
+                channel.active,
+                dir_path,
+                branch,
+                cid in running,
+                cid in active,
+            )
+            entry = kept.get(cid)
+            if entry is None or entry[0] != made_of:
+                [item] = _items([channel], [dir_path], [branch], running, active)
+                entry = (made_of, go_json(item)[:-1])  # without go_json's trailing newline
+            fresh[cid] = entry
+            parts.append(entry[1])
+        self._items = fresh  # only the channels listed now: deleted ones are dropped
+        return b"[" + b",".join(parts) + b"]\n"

@@ -192,3 +192,38 @@ async def test_a_branch_change_is_listed_within_max_age(store: Store, tmp_path: 
         (repo / ".git" / sub).rmdir()
     await trio.sleep(0.25)
     assert "branch" not in (await listing.by_id())["c"]
+
+
+async def test_the_kept_listing_is_byte_for_byte_the_computed_one(
+    store: Store, tmp_path: Path
+) -> None:
+    """The whole listing is joined from kept items; a query's is encoded whole (``go_json``):
+    with a query every name matches, both must be the same bytes."""
+    listing = Listing(store, str(tmp_path / "loop"), max_age=3600)
+
+    async def both() -> bytes:
+        match = listing.lean.match("GET", "/api/channels")
+        assert match is not None
+        core, params = match
+        bodies = []
+        for query in (b"", b"query=x"):
+            request = LeanRequest("GET", "/api/channels", query, b"", {})
+            bodies.append((await listing.lean.answer(core, request, params)).body)
+        assert bodies[0] == bodies[1]
+        return bodies[0]
+
+    assert await both() == b"[]\n"
+    for i, name in enumerate(["x<b>&amp;</b>", "x é 漢字 🎉", "x\u2028\u2029", 'x "q" \\ \b']):
+        await listing.upsert(f"c{i}", name=name, active=i % 2 == 0)
+    await both()
+    listing.running.ids.add("c1")
+    listing.active.ids.add("c2")
+    await both()
+    await listing.upsert("c3", name="x renamed", active=True)
+    await store.channels.delete("c0")
+    body = await both()
+    items = {c["channel_id"]: c for c in json.loads(body)}
+    assert set(items) == {"c1", "c2", "c3"}
+    assert items["c3"]["name"] == "x renamed"
+    assert items["c1"]["container_running"] is True
+    assert items["c2"]["agent_running"] is True
