@@ -15,10 +15,15 @@ async def family_root(channels: ChannelLister | None, channel_id: str) -> str:
     return channel.parent_id if channel is not None and channel.parent_id else channel_id
 
 
+def sees_all(caller: object) -> bool:
+    """Whether a listing shows ``caller`` every channel (the owner; not an agent)."""
+    return not isinstance(caller, Caller) or not caller.is_agent
+
+
 async def visible_to(caller: object, channels: ChannelLister) -> Callable[[Channel], bool]:
     """Which channels a listing shows ``caller`` (the request's ``CALLER``): all to the owner,
     its family to an agent."""
-    if not isinstance(caller, Caller) or not caller.is_agent:
+    if not isinstance(caller, Caller) or sees_all(caller):
         return lambda _: True
     root = await family_root(channels, caller.channel_id)
     return lambda channel: root in (channel.channel_id, channel.parent_id)

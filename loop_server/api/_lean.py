@@ -48,7 +48,11 @@ class Answer:
 
 
 def json_answer(value: Any, status: int = 200) -> Answer:
-    body = go_json(value)
+    return json_bytes_answer(go_json(value), status)
+
+
+def json_bytes_answer(body: bytes, status: int = 200) -> Answer:
+    """An answer with a body already encoded as ``go_json`` encodes it."""
     return Answer(status, (_JSON, (b"content-length", str(len(body)).encode())), body)
 
 

@@ -131,9 +131,22 @@ class StoreChannelLister:
     def __init__(self, store: Store, *, events: GlobalEventBroadcaster | None = None) -> None:
         self._store = store
         self._events = events
+        # The last listing's rows and the channels generation they were read under.
+        self._rows: list[Channel] | None = None
+        self._rows_generation = -1
 
     async def list_channels(self) -> list[Channel]:
-        return await self._store.channels.list()
+        """Every channel and thread, by name. Read from SQLite only after a write to the
+        channels' rows (``ChannelsGeneration``); otherwise the same list as last time — the
+        same object, so callers may key what they derive from it on its identity, and must not
+        change it."""
+        generation = self._store.channels.generation
+        seen = generation.value  # before the read: a write that lands during it invalidates
+        if self._rows is not None and self._rows_generation == seen:
+            return self._rows
+        rows = await self._store.channels.list()
+        self._rows, self._rows_generation = rows, seen
+        return rows
 
     async def get_channel(self, channel_id: str) -> Channel | None:
         return await self._store.channels.get(channel_id)

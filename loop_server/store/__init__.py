@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from loop_server.store._db import Database, DatabaseStatistics
-from loop_server.store.channels import ChannelRepository
+from loop_server.store.channels import ChannelRepository, ChannelsGeneration, MessagesGeneration
 from loop_server.store.errors import ChannelNotFound, ConstraintViolation, StoreError
 from loop_server.store.messages import MessageRepository
 from loop_server.store.runs import TaskRunRepository
@@ -43,10 +43,12 @@ class Store:
     @classmethod
     async def open(cls, path: Path, *, readers: int = 4, busy_timeout: float = 5.0) -> Store:
         db = await Database.open(path, readers=readers, busy_timeout=busy_timeout)
+        # One counter for every write to channels' rows, one for messages' (what readers keep).
+        generation, messages_generation = ChannelsGeneration(), MessagesGeneration()
         return cls(
             db=db,
-            channels=ChannelRepository(db),
-            messages=MessageRepository(db),
+            channels=ChannelRepository(db, generation, messages_generation),
+            messages=MessageRepository(db, generation, messages_generation),
             tasks=TaskRepository(db),
             runs=TaskRunRepository(db),
         )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from loop_server.domain import Channel, ChannelUpsert
 from loop_server.store._db import Database
 from loop_server.timefmt import from_db, to_db
+
+_T = TypeVar("_T")
 
 _COLUMNS = (
     "id, channel_id, guild_id, name, active, session_id, dir_path, parent_id, platform,"
@@ -79,9 +82,54 @@ def delete_children_sync(conn: sqlite3.Connection, parent_id: str) -> int:
     return cur.rowcount
 
 
+class ChannelsGeneration:
+    """A counter that moves after every write that may have changed a row of ``channels``.
+
+    Readers that keep something derived from the rows (the channel listing) compare it with the
+    value they read it under. It moves *after* the write returns (committed, or failed), so a
+    read begun under the new value can only see the new rows; one begun before may see either,
+    and is kept under the old value, which no longer matches.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+class MessagesGeneration(ChannelsGeneration):
+    """The same for the rows of ``messages`` (history pages kept by ``MessageRepository``)."""
+
+    __slots__ = ()
+
+
 class ChannelRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        generation: ChannelsGeneration | None = None,
+        messages_generation: MessagesGeneration | None = None,
+    ) -> None:
         self._db = db
+        self.generation = generation if generation is not None else ChannelsGeneration()
+        # Deleting a channel or its threads deletes their messages too.
+        self._messages_generation = messages_generation
+
+    async def _write_with_messages(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            return await self._write(fn)
+        finally:
+            if self._messages_generation is not None:
+                self._messages_generation.bump()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            return await self._db.write(fn)
+        finally:
+            self.generation.bump()
 
     async def list(self) -> builtins.list[Channel]:
         """Every channel and thread, by name then id (id makes equal names stable)."""
@@ -146,7 +194,7 @@ class ChannelRepository:
             ).fetchone()
             return channel_from_row(row)
 
-        return await self._db.write(update)
+        return await self._write(update)
 
     async def set_session_id(self, channel_id: str, session_id: str, now: datetime) -> bool:
         """Record the agent session to resume; False if the channel does not exist."""
@@ -158,7 +206,7 @@ class ChannelRepository:
             )
             return cur.rowcount > 0
 
-        return await self._db.write(update)
+        return await self._write(update)
 
     async def delete(self, channel_id: str) -> bool:
         """Delete the channel, its threads, and all their messages and scheduled tasks (with
@@ -178,9 +226,9 @@ class ChannelRepository:
             conn.execute("DELETE FROM channels WHERE id = ?", (found[0],))
             return True
 
-        return await self._db.write(delete)
+        return await self._write_with_messages(delete)
 
     async def delete_children(self, parent_id: str) -> int:
         """Delete every thread of ``parent_id`` with its messages and tasks; return how many
         threads."""
-        return await self._db.write(lambda conn: delete_children_sync(conn, parent_id))
+        return await self._write_with_messages(lambda conn: delete_children_sync(conn, parent_id))

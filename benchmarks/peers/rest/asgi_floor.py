@@ -6,6 +6,7 @@ Usage: python asgi_floor.py   (prints "READY <port>"; stops on SIGTERM)
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from typing import Any
@@ -14,7 +15,9 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-BODY = b'{"status":"ok"}\n'
+# FLOOR_BODY_BYTES: answer a body of that size instead (the floor for a large listing).
+_SIZE = int(os.environ.get("FLOOR_BODY_BYTES", "0"))
+BODY = b'{"status":"ok"}\n' if _SIZE <= 0 else b'"' + b"x" * max(0, _SIZE - 3) + b'"\n'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
