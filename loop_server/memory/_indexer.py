@@ -154,7 +154,9 @@ class MemoryIndex:
                 continue
             # Checked on what was walked: the plan checked the path too, but a symlink in it
             # may have been changed since.
-            if root.confined_to and not within(listing.resolved, root.confined_to):
+            # A root that does not exist (resolved "") has nothing to confine: no warning.
+            outside = listing.resolved and not within(listing.resolved, root.confined_to)
+            if root.confined_to and outside:
                 log.warning(
                     "memory: ignoring project memory path %s: it resolves to %s, outside the "
                     "project dir and memory.project_allowlist",

@@ -326,3 +326,15 @@ async def test_a_confined_root_swapped_to_outside_after_the_plan_is_not_indexed(
     assert stats.indexed == 0
     assert str(secret) not in await stored_files(db)
     assert any("outside the project dir" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_missing_confined_root_is_skipped_without_a_warning(
+    db: Database, home: Path, project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A project with no memory/ dir (the default notes root) or a configured path that does not
+    # exist yet: nothing to index, and nothing suspicious to log at every search.
+    caplog.set_level(logging.WARNING)
+    set_project_paths(project, ["not-yet"])
+    indexer = await make_indexer(db, home)
+    await indexer.index_with_stats(str(project))
+    assert not [r for r in caplog.records if "outside the project dir" in r.getMessage()]
