@@ -12,10 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import trio
-from hypercorn.config import Config as HyperConfig
 
 from loop_server import __version__
 from loop_server.access import AgentTokens
@@ -62,11 +60,14 @@ from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
 from loop_server.serving import (
     EventsEndpoint,
+    ListenError,
     SocketPathError,
     TerminalEndpoint,
+    bind_socket,
     bind_unix_socket,
+    listening_url,
     remove_socket_file,
-    serve,
+    serve_api,
 )
 from loop_server.store import Store, StoreError
 from loop_server.terminal import InteractiveCommands, SessionManager
@@ -149,64 +150,6 @@ def prepare_data_dir(path: Path) -> None:
         raise StartupError(f"data dir {path} is not usable: {err.strerror or err}") from err
 
 
-def bind_socket(host: str, port: int, addr: str) -> socket.socket:
-    """Bind before serving so a taken port is a clear start-up error, not a traceback."""
-    try:
-        infos = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        family, kind, proto, _, sockaddr = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-            sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
-    except OSError as err:
-        raise StartupError(f"listening on {addr}: {err.strerror or err}") from err
-    sock.setblocking(False)
-    return sock
-
-
-def shield_http_sends(app: Any) -> Any:
-    """The ASGI app with each HTTP ``send`` shielded from cancellation.
-
-    quart-trio cancels its request nursery as soon as hypercorn reports the disconnect that
-    follows the last body chunk, and that cancellation lands inside hypercorn's ``send`` just
-    when it re-arms the connection's keep-alive task. Unshielded, an idle keep-alive connection
-    was then never closed: not after ``keep_alive_timeout``, and not on shutdown, which waited
-    the whole graceful timeout for it (tests/hardening/test_shutdown.py). hypercorn shields its
-    socket writes itself, so this makes no send less cancellable than it was.
-    """
-
-    async def shielded(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_shielded(message: Any) -> None:
-            with trio.CancelScope(shield=True):
-                await send(message)
-
-        await app(scope, receive, send_shielded)
-
-    return shielded
-
-
-def hypercorn_config(config: Config) -> HyperConfig:
-    hyper = HyperConfig()
-    hyper.graceful_timeout = config.graceful_timeout
-    hyper.websocket_max_message_size = config.max_ws_message_bytes
-    hyper.accesslog = None
-    # A Logger instance makes hypercorn log through our logging set-up instead of adding a
-    # stderr handler of its own (which printed every line twice).
-    hyper.errorlog = logging.getLogger("hypercorn.error")
-    hyper.include_server_header = False
-    return hyper
-
-
 async def run_server(
     config: Config,
     *,
@@ -227,7 +170,10 @@ async def run_server(
         raise StartupError(f"config: {err}") from err
     prepare_data_dir(config.data_dir)
     host, port = config.host_port
-    sock = bind_socket(host, port, config.addr)
+    try:
+        sock = bind_socket(host, port, config.addr)
+    except ListenError as err:
+        raise StartupError(str(err)) from err
     try:
         agent_sock, tokens = await open_agent_access(config)
     except StartupError:
@@ -269,16 +215,17 @@ async def run_server(
             async with trio.open_nursery() as http:
                 await http.start(
                     partial(
-                        serve,
-                        shield_http_sends(handle.services.app),
-                        hypercorn_config(config),
-                        [sock],
+                        serve_api,
+                        handle.services.app,
+                        sock,
                         handle.services.events_endpoint,
                         terminal=handle.services.terminal_endpoint,
-                        shutdown_trigger=handle._stop.wait,
-                        write_timeout=config.http_write_timeout,
                         policy=handle.services.origin_policy,
                         agent_sockets=[agent_sock] if agent_sock is not None else [],
+                        graceful_timeout=config.graceful_timeout,
+                        max_ws_message_bytes=config.max_ws_message_bytes,
+                        write_timeout=config.http_write_timeout,
+                        shutdown_trigger=handle._stop.wait,
                     )
                 )
                 log.info("api server started addr=%s version=%s", handle.url, __version__)
@@ -412,10 +359,9 @@ async def _start_services(
         console=await trio.to_thread.run_sync(ConsoleAssets.from_package),
     )
     policy = origin_policy(config)
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url, bound_host, bound_port = listening_url(sock)
     handle = ServerHandle(
-        url=f"http://{shown_host}:{bound_port}",
+        url=url,
         host=bound_host,
         port=bound_port,
         config=config,

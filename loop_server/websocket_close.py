@@ -1,7 +1,8 @@
 """Every WebSocket close code the server sends, in one table (RFC 6455 §7.4, SPEC A.2–A.3).
 
 A leaf module: the events hub (which decides 4008 and 1001), the WebSocket core (which decides
-the protocol ones) and the terminal endpoint all name their codes from here.
+the protocol ones), the terminal endpoint, and the ASGI refusals of a WebSocket the server does
+not serve there (1008: the gateway's, the agent socket's) all name their codes from here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ PROTOCOL_ERROR = 1002
 NO_STATUS = 1005
 #: A text message (or close reason) that is not valid UTF-8.
 INVALID_PAYLOAD = 1007
+#: A WebSocket refused by policy where an HTTP refusal cannot be sent (ASGI without the
+#: ``websocket.http.response`` extension).
+POLICY_VIOLATION = 1008
 #: A message over the configured size limit (SPEC A.2: 1 MiB by default).
 MESSAGE_TOO_BIG = 1009
 #: The server hit a bug of its own on this connection.

@@ -24,8 +24,10 @@ from loop_server.access import (
 )
 from loop_server.api._lean import LeanRequest, LeanRoutes, send_answer
 from loop_server.api._scope import Request, ScopeGuard
-from loop_server.bearer import CHALLENGE
+from loop_server.bearer import challenge
 from loop_server.origin_policy import ANY_ORIGIN, OriginPolicy
+from loop_server.plain_text import TEXT_HEADERS
+from loop_server.websocket_close import POLICY_VIOLATION
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,10 +35,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-TEXT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"x-content-type-options", b"nosniff"),
-)
 OPEN_PATHS = frozenset({"/api/health", "/"})
 # The web console's page and assets: static files without data, loaded before the page can
 # send the token (a browser navigation cannot carry an Authorization header).
@@ -110,9 +108,8 @@ async def send_text(
     cors: Iterable[tuple[bytes, bytes]] = ANY_ORIGIN,
 ) -> None:
     body = (text + "\n").encode("utf-8")
-    challenge = [CHALLENGE] if status == 401 else []
     length = (b"content-length", str(len(body)).encode())
-    headers = [*TEXT_HEADERS, *cors, *challenge, *extra, length]
+    headers = [*TEXT_HEADERS, *cors, *challenge(status), *extra, length]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -120,11 +117,10 @@ async def send_text(
 async def _refuse_upgrade(scope: Scope, send: Send, status: int, body: bytes) -> None:
     if "websocket.http.response" in scope.get("extensions", {}):
         start = {"type": "websocket.http.response.start", "status": status}
-        challenge = [CHALLENGE] if status == 401 else []
-        await send({**start, "headers": [*TEXT_HEADERS, *challenge]})
+        await send({**start, "headers": [*TEXT_HEADERS, *challenge(status)]})
         await send({"type": "websocket.http.response.body", "body": body})
     else:
-        await send({"type": "websocket.close", "code": 1008})
+        await send({"type": "websocket.close", "code": POLICY_VIOLATION})
 
 
 class _ClientGone(Exception):

@@ -28,14 +28,13 @@ from werkzeug.datastructures import MultiDict
 from loop_server.api._responses import ApiError
 from loop_server.api._routes import Route, route
 from loop_server.api._wire import BodyError, FieldKind, decode_body, go_json
+from loop_server.plain_text import CONTENT_TYPE_HEADER, NOSNIFF_HEADER
 from loop_server.services.errors import Invalid, NotFound
 
 log = logging.getLogger("loop_server.api.app")
 
 Header = tuple[bytes, bytes]
 _JSON = (b"content-type", b"application/json")
-_TEXT = (b"content-type", b"text/plain; charset=utf-8")
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,11 @@ def json_bytes_answer(body: bytes, status: int = 200) -> Answer:
 
 def text_answer(message: str, status: int) -> Answer:
     body = (message + "\n").encode("utf-8")
-    return Answer(status, (_TEXT, (b"content-length", str(len(body)).encode()), _NOSNIFF), body)
+    return Answer(
+        status,
+        (CONTENT_TYPE_HEADER, (b"content-length", str(len(body)).encode()), NOSNIFF_HEADER),
+        body,
+    )
 
 
 #: No body: no ``Content-Type`` and, for a 204, no ``Content-Length`` (RFC 9110 §8.6).

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from quart import Response, request
 
 from loop_server.api._wire import BodyError, FieldKind, decode_body, go_json
+from loop_server.plain_text import CONTENT_TYPE
 
 
 class ApiError(Exception):
@@ -24,7 +25,7 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 
 def text_response(message: str, status: int) -> Response:
-    response = Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response = Response(message + "\n", status=status, content_type=CONTENT_TYPE)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -7,6 +7,7 @@ from quart import Quart, Response
 from loop_server.api._lean import Answer, LeanRequest, LeanRoutes, hot_route, json_answer
 from loop_server.api._routes import STRING, Reply, Route, route
 from loop_server.api.deps import ApiDeps
+from loop_server.plain_text import CONTENT_TYPE
 
 README = Route(
     "GET",
@@ -25,7 +26,7 @@ HEALTH = Route(
 def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
     @route(app, README)
     async def readme() -> Response:
-        return Response(deps.readme, status=200, content_type="text/plain; charset=utf-8")
+        return Response(deps.readme, status=200, content_type=CONTENT_TYPE)
 
     @hot_route(app, HEALTH, lean)
     async def health(req: LeanRequest) -> Answer:

@@ -29,7 +29,7 @@ from loop_server.api._routes import (
 from loop_server.api.deps import ApiDeps
 from loop_server.domain import Task, TaskRun
 from loop_server.protocols import TaskEdit
-from loop_server.scheduling import ScheduleError
+from loop_server.schedule_math import ScheduleError
 from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
 from loop_server.timefmt import rfc3339
 

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from loop_server.bridge._api import Failure, LoopApi
 from loop_server.commands import prompt_preview
-from loop_server.scheduling import parse_go_duration, parse_rfc3339
+from loop_server.schedule_math import parse_go_duration, parse_rfc3339
 
 DEFAULT_TOP_K = 5
 

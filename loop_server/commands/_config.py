@@ -26,7 +26,7 @@ from loop_server.commands._permissions import (
     permissions_from_config,
 )
 from loop_server.domain import TASK_TYPES
-from loop_server.scheduling import ScheduleError, next_run
+from loop_server.schedule_math import ScheduleError, next_run
 from loop_server.timefmt import now_utc
 
 

@@ -16,7 +16,7 @@ from loop_server.commands._context import CommandContext
 from loop_server.commands._format import task_detail, task_list
 from loop_server.domain import Task
 from loop_server.protocols import TaskEdit
-from loop_server.scheduling import ScheduleError
+from loop_server.schedule_math import ScheduleError
 
 log = logging.getLogger(__name__)
 

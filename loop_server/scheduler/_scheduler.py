@@ -18,8 +18,8 @@ import trio
 from loop_server.clock import Clock
 from loop_server.domain import Task
 from loop_server.protocols import GlobalEventBroadcaster
+from loop_server.schedule_math import ScheduleError, next_run
 from loop_server.scheduler._executor import TaskExecutor
-from loop_server.scheduling import ScheduleError, next_run
 from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
 from loop_server.services.tasks import TaskRunLog
 from loop_server.store import Store

@@ -15,7 +15,7 @@ from loop_server.clock import Clock
 from loop_server.domain import NewTask, Task, TaskRun
 from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
 from loop_server.protocols import GlobalEventBroadcaster, TaskEdit
-from loop_server.scheduling import ScheduleError, next_run
+from loop_server.schedule_math import ScheduleError, next_run
 from loop_server.services.errors import Invalid, NotFound, ServiceError, TaskNotFound
 from loop_server.store import Store
 

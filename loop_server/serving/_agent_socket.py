@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from loop_server.access import VIA_AGENT_SOCKET
+from loop_server.plain_text import CONTENT_TYPE_HEADER
+from loop_server.websocket_close import POLICY_VIOLATION
 
 REFUSAL = b"forbidden: the agent socket serves the REST API only\n"
 
@@ -30,8 +32,8 @@ class AgentSocketApp:
 
 async def _refuse_websocket(scope: Any, send: Any) -> None:
     if "websocket.http.response" in scope.get("extensions", {}):
-        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        headers = [CONTENT_TYPE_HEADER]
         await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": REFUSAL})
     else:
-        await send({"type": "websocket.close", "code": 1008})
+        await send({"type": "websocket.close", "code": POLICY_VIOLATION})

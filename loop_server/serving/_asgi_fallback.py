@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from loop_server.bearer import CHALLENGE
+from loop_server.bearer import challenge
 from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
-from loop_server.serving._request_head import REFUSAL_HEADERS, VERSION_HEADER
+from loop_server.plain_text import TEXT_HEADERS
+from loop_server.serving._request_head import VERSION_HEADER
 from loop_server.serving._upgrade import Authorize
 
 Scope = MutableMapping[str, Any]
@@ -128,8 +129,7 @@ async def _answer(
 ) -> None:
     payload = body.encode()
     length = (b"content-length", str(len(payload)).encode())
-    challenge = [CHALLENGE] if status == 401 else []  # every 401 says how to authenticate
-    headers = [*REFUSAL_HEADERS, *cors, *challenge, *(extra or ()), length]
+    headers = [*TEXT_HEADERS, *cors, *challenge(status), *(extra or ()), length]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

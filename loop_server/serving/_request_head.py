@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl
 
 import h11
 
-from loop_server.bearer import CHALLENGE
+from loop_server.bearer import challenge
 from loop_server.origin_policy import ANY_ORIGIN, Headers, header_lines
+from loop_server.plain_text import TEXT_HEADERS
 from loop_server.serving import _rfc6455
 
 
@@ -136,13 +137,6 @@ def valid_websocket_key(key: bytes) -> bool:
         return False
 
 
-#: The headers of every plain answer on a WebSocket path, whoever gives it (the listener, or the
-#: ASGI fallback for methods other than GET), before the CORS headers the origin policy gave the
-#: request (``loop_server.origin_policy``).
-REFUSAL_HEADERS: Headers = (
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"x-content-type-options", b"nosniff"),
-)
 #: gorilla's refusal of a request that is not a valid upgrade says which version it speaks.
 VERSION_HEADER = (b"sec-websocket-version", b"13")
 
@@ -156,15 +150,10 @@ def plain_response(
     phrase = http.HTTPStatus(status).phrase
     return (
         f"HTTP/1.1 {status} {phrase}\r\n".encode()
-        + header_lines((*REFUSAL_HEADERS, *cors, *_challenge(status), *extra_headers))
+        + header_lines((*TEXT_HEADERS, *cors, *challenge(status), *extra_headers))
         + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
         + payload
     )
-
-
-def _challenge(status: int) -> Headers:
-    """Every 401 says how to authenticate (RFC 9110 §11.6.1)."""
-    return (CHALLENGE,) if status == 401 else ()
 
 
 def switching_protocols(key: bytes) -> bytes:

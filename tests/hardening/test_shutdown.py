@@ -235,7 +235,7 @@ async def test_idle_keep_alive_connection_does_not_hold_shutdown(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
     """A client's pooled, idle connection is closed at once, not waited for. (It used to
-    hold shutdown for the whole graceful timeout: runtime.shield_http_sends says why.)"""
+    hold shutdown for the whole graceful timeout: serving.shield_http_sends says why.)"""
     server, finished = await _start(nursery, tmp_path, graceful=60)
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/api/health")).status_code == 200

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from loop_server.gojson import as_go_string
-from loop_server.scheduling._gotext import time_quote
+from loop_server.schedule_math._gotext import time_quote
 
 _LAYOUT = "2006-01-02T15:04:05Z07:00"
 # (literal prefix, layout element) pairs, in the order Go's nextStdChunk yields them.

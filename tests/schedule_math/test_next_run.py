@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from loop_server.scheduling import ScheduleError, next_run
+from loop_server.schedule_math import ScheduleError, next_run
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

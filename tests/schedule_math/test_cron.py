@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from loop_server.scheduling import CronSchedule
+from loop_server.schedule_math import CronSchedule
 
 # A Wednesday.
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from loop_server.scheduling import parse_go_duration
-from loop_server.scheduling._duration import parse_go_duration_ns
+from loop_server.schedule_math import parse_go_duration
+from loop_server.schedule_math._duration import parse_go_duration_ns
 
 
 @pytest.mark.parametrize(

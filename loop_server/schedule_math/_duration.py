@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from loop_server.scheduling._gotext import time_quote
+from loop_server.schedule_math._gotext import time_quote
 
 # A Duration is an int64 count of nanoseconds; the parser accumulates the magnitude in a
 # uint64 and allows exactly 1<<63 only for negative values.

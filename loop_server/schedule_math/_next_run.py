@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from loop_server.scheduling._cron import CronSchedule
-from loop_server.scheduling._duration import ns_to_timedelta, parse_go_duration_ns
-from loop_server.scheduling._gotext import go_quote
-from loop_server.scheduling._rfc3339 import parse_rfc3339
+from loop_server.schedule_math._cron import CronSchedule
+from loop_server.schedule_math._duration import ns_to_timedelta, parse_go_duration_ns
+from loop_server.schedule_math._gotext import go_quote
+from loop_server.schedule_math._rfc3339 import parse_rfc3339
 
 _PREFIX = "calculating next run: "
 _ONCE_HINT = "must be RFC3339 (e.g. 2026-02-09T14:30:00Z)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loop_server.scheduling._gotext import go_atoi, go_fields, go_lower, go_quote, time_quote
+from loop_server.schedule_math._gotext import go_atoi, go_fields, go_lower, go_quote, time_quote
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loop_server.scheduling._rfc3339 import parse_rfc3339
+from loop_server.schedule_math._rfc3339 import parse_rfc3339
 
 LAYOUT = '"2006-01-02T15:04:05Z07:00"'
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from loop_server.scheduling._gotext import go_atoi, go_fields, go_format_slice, go_lower
+from loop_server.schedule_math._gotext import go_atoi, go_fields, go_format_slice, go_lower
 
 _FIELD_COUNT = 5
 _YEAR_LIMIT = 5
