@@ -76,26 +76,12 @@ class MultiPathIndexer:
     ) -> IndexStats:
         plan = await self.plan(dir_path)
         stats = await self._index.index_plan(plan, progress=progress, backfill=backfill)
-        if stats.indexed or stats.removed:
-            log.info(
-                "memory: indexed %s: %d files re-indexed, %d unchanged, %d removed",
-                plan.project_dir,
-                stats.indexed,
-                stats.unchanged,
-                stats.removed,
-            )
+        _log_pass(plan, stats)
         return stats
 
     async def _full_pass(self, plan: MemoryPlan) -> IndexStats:
         stats = await self._index.index_plan(plan, backfill=False)
-        if stats.indexed or stats.removed:
-            log.info(
-                "memory: indexed %s: %d files re-indexed, %d unchanged, %d removed",
-                plan.project_dir,
-                stats.indexed,
-                stats.unchanged,
-                stats.removed,
-            )
+        _log_pass(plan, stats)
         return stats
 
     async def search(
@@ -147,3 +133,15 @@ async def open_memory_indexer(
     return MultiPathIndexer(
         index, config, home=home if home is not None else Path.home(), claude_dir=claude_dir
     )
+
+
+def _log_pass(plan: MemoryPlan, stats: IndexStats) -> None:
+    """One line per pass that changed something (quiet passes say nothing)."""
+    if stats.indexed or stats.removed:
+        log.info(
+            "memory: indexed %s: %d files re-indexed, %d unchanged, %d removed",
+            plan.project_dir,
+            stats.indexed,
+            stats.unchanged,
+            stats.removed,
+        )
