@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench bench-peers bench-rest-peer clean docker-env browser-env agent-image binary binary-smoke console console-check
+.PHONY: install run test lint bench bench-peers bench-rest-peer clean docker-env browser-env services-env agent-image binary binary-smoke console console-check
 
 install: $(STAMP)
 
@@ -28,13 +28,18 @@ docker-env:
 browser-env:
 	bash scripts/browser-env.sh
 
+# PostgreSQL and Redis for the scale-out tests (Debian's packages; the tests start private
+# servers on loopback and stop them).
+services-env:
+	bash scripts/services-env.sh
+
 
 # The agent image with the real Claude Code CLI (offline recipe: Debian packages + npm, no
 # registry); the real-CLI tests (tests/agent_real) run in it. Rebuilt only when it changed.
 agent-image: install docker-env
 	bash scripts/agent-image.sh
 
-test: install docker-env browser-env agent-image
+test: install docker-env browser-env services-env agent-image
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory binary-smoke

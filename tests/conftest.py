@@ -32,9 +32,12 @@ from loop_server.scheduler import TaskExecutor
 from tests.events.events_helpers import connect_ws
 
 # The Docker fixtures, registered once for every test module.
-pytest_plugins = ["tests.docker.fixtures"]
+pytest_plugins = ["tests.docker.fixtures", "tests.services.fixtures"]
 #: Asking for one of these (directly or through another fixture) makes a test a Docker test.
 DOCKER_FIXTURES = frozenset({"docker_client", "loop_test_image", "docker_containers"})
+#: Likewise for the real PostgreSQL and Redis servers of the scale-out tests.
+POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_url"})
+REDIS_FIXTURES = frozenset({"redis_server", "redis_url"})
 
 TEST_IMAGE = os.environ.get("LOOP_TEST_IMAGE", "loop-test:latest")
 STUB_CLAUDE = "/usr/local/bin/claude"
@@ -156,5 +159,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs Docker (it asks for a Docker fixture, directly or through another
     fixture) is marked ``docker``, so ``-m "not docker"`` is an honest fast loop."""
     for item in items:
-        if DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        names = getattr(item, "fixturenames", ())
+        if DOCKER_FIXTURES.intersection(names):
             item.add_marker(pytest.mark.docker)
+        if POSTGRES_FIXTURES.intersection(names):
+            item.add_marker(pytest.mark.postgres)
+        if REDIS_FIXTURES.intersection(names):
+            item.add_marker(pytest.mark.redis)
