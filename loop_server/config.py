@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,6 +85,25 @@ def _platform(value: Any) -> str:
     text = _str(value)
     if text != "local":
         raise ValueError(f'"{text}" is not supported here (only "local")')
+    return text
+
+
+def _url_of(*schemes: str) -> Callable[[Any], str]:
+    """A service URL (``postgresql://…``, ``redis://…``); empty means "not used"."""
+
+    def parse(value: Any) -> str:
+        text = _str(value).strip()
+        if text and not text.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+            raise ValueError(f"must start with {' or '.join(s + '://' for s in schemes)}")
+        return text
+
+    return parse
+
+
+def _instance_id(value: Any) -> str:
+    text = _str(value).strip()
+    if len(text) > 64 or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError("must be up to 64 letters, digits, '-', '_' or '.'")
     return text
 
 
@@ -168,6 +188,31 @@ SETTINGS: tuple[Setting, ...] = (
         "poll_interval_sec",
         _positive_float,
         "seconds between scheduler polls",
+    ),
+    # Scale-out (docs/scale-out.md): several instances share PostgreSQL and Redis.
+    Setting(
+        "database_url",
+        "--database-url",
+        "LOOP_DATABASE_URL",
+        "database_url",
+        _url_of("postgresql", "postgres"),
+        "PostgreSQL to keep state in instead of <data-dir>/loop.db (empty: SQLite)",
+    ),
+    Setting(
+        "redis_url",
+        "--redis-url",
+        "LOOP_REDIS_URL",
+        "redis_url",
+        _url_of("redis", "rediss", "unix"),
+        "Redis that carries events between instances (empty: this instance only)",
+    ),
+    Setting(
+        "instance_id",
+        "--instance-id",
+        "LOOP_INSTANCE_ID",
+        "instance_id",
+        _instance_id,
+        "this instance's name among several (empty: host name and process id)",
     ),
     # The agent containers (SPEC A.5 step 5). No flags: these are deployment settings.
     Setting(
@@ -306,6 +351,9 @@ class Config:
     container_image: str = "loop-agent:latest"
     claude_bin: str = "claude"
     poll_interval: float = 30.0
+    database_url: str = ""  # "" = SQLite at db_path
+    redis_url: str = ""  # "" = events stay in this process
+    instance_id: str = ""  # "" = <hostname>-<pid> (see instance_name)
     container_network: str = ""
     container_memory_mb: int = 0
     container_cpus: float = 0.0
@@ -327,6 +375,11 @@ class Config:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "loop.db"
+
+    @property
+    def instance_name(self) -> str:
+        """Who this instance is to the others: in scheduler leases and run records."""
+        return self.instance_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def claude_dir(self) -> Path | None:

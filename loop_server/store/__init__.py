@@ -11,7 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from loop_server.store._db import Database, DatabaseStatistics
+from loop_server.store._db import Database
+from loop_server.store._sql import DatabaseStatistics
 from loop_server.store.channels import ChannelRepository, ChannelsGeneration, MessagesGeneration
 from loop_server.store.errors import ChannelNotFound, ConstraintViolation, StoreError
 from loop_server.store.messages import MessageRepository

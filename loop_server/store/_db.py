@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -26,23 +25,11 @@ import trio
 
 from loop_server.store._group_commit import GroupCommitter, store_error
 from loop_server.store._migrations import migrate
+from loop_server.store._sql import DatabaseStatistics, Dialect
 from loop_server.store.errors import StoreError
 from loop_server.timefmt import now_utc
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseStatistics:
-    readers: int  # size of the reader pool
-    readers_busy: int  # reads running now
-    reads_waiting: int  # reads queued for a free reader
-    write_running: bool
-    writes_waiting: int  # writes queued behind the running one
-    closed: bool
-    commits: int = 0  # write transactions committed so far (one fsync each)
-    writes_committed: int = 0  # writes acknowledged; above ``commits`` when commits were shared
-    largest_batch: int = 0  # most writes one transaction has carried
 
 
 def _connect(target: str, *, uri: bool, busy_timeout: float) -> sqlite3.Connection:
@@ -125,6 +112,8 @@ class Database:
     raised inside comes out as ``StoreError`` (integrity errors as ``ConstraintViolation``);
     any other exception comes out unchanged.
     """
+
+    dialect: Dialect = "sqlite"
 
     def __init__(
         self, path: Path, writer: sqlite3.Connection, readers: list[sqlite3.Connection]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from loop_server.domain import Channel, ChannelUpsert
-from loop_server.store._db import Database
+from loop_server.store._sql import SqlConnection, StoreDatabase
 from loop_server.timefmt import from_db, to_db
 
 _T = TypeVar("_T")
@@ -39,6 +38,7 @@ def channel_from_row(row: tuple[Any, ...]) -> Channel:
 
 # platform/session_id/permissions keep their stored value when the new one is empty: callers
 # that only know a channel's name or directory must not wipe its session or grants (SPEC §7.2).
+# The stored values are named ``channels.x``: PostgreSQL refuses the bare names as ambiguous.
 _UPSERT = """
 INSERT INTO channels (channel_id, guild_id, name, active, session_id, dir_path, parent_id,
                       platform, permissions, created_at, updated_at)
@@ -50,17 +50,19 @@ ON CONFLICT (channel_id) DO UPDATE SET
     parent_id   = excluded.parent_id,
     active      = excluded.active,
     updated_at  = excluded.updated_at,
-    platform    = CASE WHEN excluded.platform != '' THEN excluded.platform ELSE platform END,
-    session_id  = CASE WHEN excluded.session_id != '' THEN excluded.session_id ELSE session_id END,
+    platform    = CASE WHEN excluded.platform != '' THEN excluded.platform
+                       ELSE channels.platform END,
+    session_id  = CASE WHEN excluded.session_id != '' THEN excluded.session_id
+                       ELSE channels.session_id END,
     permissions = CASE WHEN excluded.permissions != '' THEN excluded.permissions
-                       ELSE permissions END
+                       ELSE channels.permissions END
 """
 
 
 _CHILDREN = "SELECT channel_id FROM channels WHERE parent_id = ? AND parent_id != ''"
 
 
-def delete_tasks_sync(conn: sqlite3.Connection, channel_ids_query: str, *args: object) -> None:
+def delete_tasks_sync(conn: SqlConnection, channel_ids_query: str, *args: object) -> None:
     """Delete the scheduled tasks (and their run logs) of the channels the query selects: a
     task outliving its channel would fail on every run, or run for a channel id reused later."""
     tasks = f"SELECT id FROM scheduled_tasks WHERE channel_id IN ({channel_ids_query})"
@@ -68,7 +70,7 @@ def delete_tasks_sync(conn: sqlite3.Connection, channel_ids_query: str, *args: o
     conn.execute(f"DELETE FROM scheduled_tasks WHERE channel_id IN ({channel_ids_query})", args)
 
 
-def delete_children_sync(conn: sqlite3.Connection, parent_id: str) -> int:
+def delete_children_sync(conn: SqlConnection, parent_id: str) -> int:
     """Delete the threads of ``parent_id`` with their messages and tasks; return how many
     threads."""
     delete_tasks_sync(conn, _CHILDREN, parent_id)
@@ -109,7 +111,7 @@ class MessagesGeneration(ChannelsGeneration):
 class ChannelRepository:
     def __init__(
         self,
-        db: Database,
+        db: StoreDatabase,
         generation: ChannelsGeneration | None = None,
         messages_generation: MessagesGeneration | None = None,
     ) -> None:
@@ -118,14 +120,14 @@ class ChannelRepository:
         # Deleting a channel or its threads deletes their messages too.
         self._messages_generation = messages_generation
 
-    async def _write_with_messages(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _write_with_messages(self, fn: Callable[[SqlConnection], _T]) -> _T:
         try:
             return await self._write(fn)
         finally:
             if self._messages_generation is not None:
                 self._messages_generation.bump()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _write(self, fn: Callable[[SqlConnection], _T]) -> _T:
         try:
             return await self._db.write(fn)
         finally:
@@ -134,14 +136,14 @@ class ChannelRepository:
     async def list(self) -> builtins.list[Channel]:
         """Every channel and thread, by name then id (id makes equal names stable)."""
 
-        def query(conn: sqlite3.Connection) -> builtins.list[Channel]:
+        def query(conn: SqlConnection) -> builtins.list[Channel]:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM channels ORDER BY name, id")
             return [channel_from_row(row) for row in rows]
 
         return await self._db.read(query)
 
     async def get(self, channel_id: str) -> Channel | None:
-        def query(conn: sqlite3.Connection) -> Channel | None:
+        def query(conn: SqlConnection) -> Channel | None:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM channels WHERE channel_id = ?", (channel_id,)
             ).fetchone()
@@ -154,7 +156,7 @@ class ChannelRepository:
 
         # `dir_path != ''` matches the partial unique index's condition, which lets SQLite use
         # it, and means an empty dir_path finds nothing rather than an arbitrary channel.
-        def query(conn: sqlite3.Connection) -> Channel | None:
+        def query(conn: SqlConnection) -> Channel | None:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM channels"
                 " WHERE dir_path = ? AND platform = ? AND dir_path != '' AND parent_id = ''",
@@ -172,7 +174,7 @@ class ChannelRepository:
         """
         stamp = to_db(now)
 
-        def update(conn: sqlite3.Connection) -> Channel:
+        def update(conn: SqlConnection) -> Channel:
             conn.execute(
                 _UPSERT,
                 (
@@ -199,7 +201,7 @@ class ChannelRepository:
     async def set_session_id(self, channel_id: str, session_id: str, now: datetime) -> bool:
         """Record the agent session to resume; False if the channel does not exist."""
 
-        def update(conn: sqlite3.Connection) -> bool:
+        def update(conn: SqlConnection) -> bool:
             cur = conn.execute(
                 "UPDATE channels SET session_id = ?, updated_at = ? WHERE channel_id = ?",
                 (session_id, to_db(now), channel_id),
@@ -215,7 +217,7 @@ class ChannelRepository:
         Returns False (and changes nothing) if the channel does not exist.
         """
 
-        def delete(conn: sqlite3.Connection) -> bool:
+        def delete(conn: SqlConnection) -> bool:
             row = conn.execute("SELECT id FROM channels WHERE channel_id = ?", (channel_id,))
             found = row.fetchone()
             if found is None:

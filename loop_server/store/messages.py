@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from loop_server.domain import Message, NewMessage
 from loop_server.memo import Memo
-from loop_server.store._db import Database
+from loop_server.store._sql import SqlConnection, StoreDatabase
 from loop_server.store.channels import ChannelsGeneration, MessagesGeneration
 from loop_server.store.errors import ChannelNotFound
 from loop_server.timefmt import from_db, to_db
@@ -56,7 +55,7 @@ def _decoded(memo: Memo[tuple[Any, ...], Message], row: tuple[Any, ...]) -> Mess
 
 
 def _newest(
-    conn: sqlite3.Connection,
+    conn: SqlConnection,
     channel_id: str,
     cursor: int,
     limit: int,
@@ -81,7 +80,7 @@ def _newest(
 
 
 def _insert(
-    conn: sqlite3.Connection,
+    conn: SqlConnection,
     message: NewMessage,
     auto_create_platform: str | None,
     created: list[str] | None = None,
@@ -98,15 +97,16 @@ def _insert(
         # The message's own time stands for "now": the channel appears with it.
         cur = conn.execute(
             "INSERT INTO channels (channel_id, name, active, platform, created_at,"
-            " updated_at) VALUES (?, ?, 1, ?, ?, ?)",
+            " updated_at) VALUES (?, ?, 1, ?, ?, ?) RETURNING id",
             (message.channel_id, message.channel_id, auto_create_platform, created_at, created_at),
         )
-        chat_id = cur.lastrowid
+        chat_id = cur.fetchone()[0]
         if created is not None:
             created.append(message.channel_id)
     cur = conn.execute(
         "INSERT INTO messages (chat_id, channel_id, msg_id, author_id, author_name,"
-        " content, is_bot, is_processed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " content, is_bot, is_processed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (
             chat_id,
             message.channel_id,
@@ -119,9 +119,9 @@ def _insert(
             created_at,
         ),
     )
-    assert cur.lastrowid is not None
+    message_id: int = cur.fetchone()[0]
     return Message(
-        id=cur.lastrowid,
+        id=message_id,
         channel_id=message.channel_id,
         msg_id=message.msg_id,
         author_id=message.author_id,
@@ -137,7 +137,7 @@ def _insert(
 class MessageRepository:
     def __init__(
         self,
-        db: Database,
+        db: StoreDatabase,
         channels_generation: ChannelsGeneration | None = None,
         messages_generation: MessagesGeneration | None = None,
     ) -> None:

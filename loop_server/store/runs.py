@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from loop_server.domain import TaskRun
-from loop_server.store._db import Database
+from loop_server.store._sql import SqlConnection, StoreDatabase
 from loop_server.timefmt import from_db, to_db
 
 _COLUMNS = "id, task_id, status, response_text, error_text, started_at, finished_at"
@@ -27,19 +26,20 @@ def run_from_row(row: tuple[Any, ...]) -> TaskRun:
 
 
 class TaskRunRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self._db = db
 
     async def start(self, task_id: int, started_at: datetime, status: str = "running") -> int:
         """Record a run; return its id. ``ConstraintViolation`` if the task does not exist."""
 
-        def insert(conn: sqlite3.Connection) -> int:
+        def insert(conn: SqlConnection) -> int:
             cur = conn.execute(
-                "INSERT INTO task_run_logs (task_id, status, started_at) VALUES (?, ?, ?)",
+                "INSERT INTO task_run_logs (task_id, status, started_at) VALUES (?, ?, ?)"
+                " RETURNING id",
                 (task_id, status, to_db(started_at)),
             )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            new_id: int = cur.fetchone()[0]
+            return new_id
 
         return await self._db.write(insert)
 
@@ -48,16 +48,15 @@ class TaskRunRepository:
         pays for one commit, not one per task). Ids come back in the order given."""
         when = to_db(started_at)
 
-        def insert(conn: sqlite3.Connection) -> list[int]:
+        def insert(conn: SqlConnection) -> list[int]:
             ids = []
             for task_id in task_ids:
                 cur = conn.execute(
                     "INSERT INTO task_run_logs (task_id, status, started_at)"
-                    " VALUES (?, 'running', ?)",
+                    " VALUES (?, 'running', ?) RETURNING id",
                     (task_id, when),
                 )
-                assert cur.lastrowid is not None
-                ids.append(cur.lastrowid)
+                ids.append(cur.fetchone()[0])
             return ids
 
         return await self._db.write(insert)
@@ -72,7 +71,7 @@ class TaskRunRepository:
     ) -> bool:
         """Record how a run ended; False if the run does not exist."""
 
-        def update(conn: sqlite3.Connection) -> bool:
+        def update(conn: SqlConnection) -> bool:
             cur = conn.execute(
                 "UPDATE task_run_logs SET status = ?, response_text = ?, error_text = ?,"
                 " finished_at = ? WHERE id = ?",
@@ -83,7 +82,7 @@ class TaskRunRepository:
         return await self._db.write(update)
 
     async def get(self, run_id: int) -> TaskRun | None:
-        def query(conn: sqlite3.Connection) -> TaskRun | None:
+        def query(conn: SqlConnection) -> TaskRun | None:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM task_run_logs WHERE id = ?", (run_id,)
             ).fetchone()
@@ -97,7 +96,7 @@ class TaskRunRepository:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
 
-        def query(conn: sqlite3.Connection) -> list[TaskRun]:
+        def query(conn: SqlConnection) -> list[TaskRun]:
             if cursor <= 0:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM task_run_logs WHERE task_id = ?"
@@ -121,7 +120,7 @@ class TaskRunRepository:
         are recorded failed), so run history never shows a run as running forever.
         """
 
-        def update(conn: sqlite3.Connection) -> int:
+        def update(conn: SqlConnection) -> int:
             cur = conn.execute(
                 "UPDATE task_run_logs SET status = 'failed', error_text = ?, finished_at = ?"
                 " WHERE status = 'running'",

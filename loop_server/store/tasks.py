@@ -6,12 +6,11 @@ writes. The table's CHECK constraint still refuses an unknown ``type`` (``Constr
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from loop_server.domain import NewTask, Task
-from loop_server.store._db import Database
+from loop_server.store._sql import SqlConnection, StoreDatabase
 from loop_server.timefmt import from_db, to_db
 
 _COLUMNS = (
@@ -38,18 +37,18 @@ def task_from_row(row: tuple[Any, ...]) -> Task:
 
 
 class TaskRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StoreDatabase) -> None:
         self._db = db
 
     async def create(self, task: NewTask) -> int:
         """Store a task; return its id. ``updated_at`` starts equal to ``created_at``."""
         created_at = to_db(task.created_at)
 
-        def insert(conn: sqlite3.Connection) -> int:
+        def insert(conn: SqlConnection) -> int:
             cur = conn.execute(
                 "INSERT INTO scheduled_tasks (channel_id, guild_id, schedule, type, prompt,"
                 " enabled, next_run_at, created_at, updated_at, template_name, auto_delete_sec)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     task.channel_id,
                     task.guild_id,
@@ -64,13 +63,13 @@ class TaskRepository:
                     task.auto_delete_sec,
                 ),
             )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            new_id: int = cur.fetchone()[0]
+            return new_id
 
         return await self._db.write(insert)
 
     async def get(self, task_id: int) -> Task | None:
-        def query(conn: sqlite3.Connection) -> Task | None:
+        def query(conn: SqlConnection) -> Task | None:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM scheduled_tasks WHERE id = ?", (task_id,)
             ).fetchone()
@@ -81,7 +80,7 @@ class TaskRepository:
     async def list_by_channel(self, channel_id: str, now: datetime) -> list[Task]:
         """The channel's tasks by next run, hiding once-tasks whose time has passed (§3.9)."""
 
-        def query(conn: sqlite3.Connection) -> list[Task]:
+        def query(conn: SqlConnection) -> list[Task]:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM scheduled_tasks"
                 " WHERE channel_id = ? AND NOT (type = 'once' AND next_run_at < ?)"
@@ -140,7 +139,7 @@ class TaskRepository:
     async def delete(self, task_id: int) -> bool:
         """Delete the task and its run logs; False (not an error) if it does not exist."""
 
-        def delete(conn: sqlite3.Connection) -> bool:
+        def delete(conn: SqlConnection) -> bool:
             # Run logs first: task_run_logs.task_id references the task and foreign keys are on.
             conn.execute("DELETE FROM task_run_logs WHERE task_id = ?", (task_id,))
             return conn.execute("DELETE FROM scheduled_tasks WHERE id = ?", (task_id,)).rowcount > 0
@@ -156,11 +155,14 @@ class TaskRepository:
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
 
-        def query(conn: sqlite3.Connection) -> list[Task]:
+        # No LIMIT clause for "all": SQLite's LIMIT -1 is an error in PostgreSQL.
+        bounded = "" if limit is None else f" LIMIT {int(limit)}"
+
+        def query(conn: SqlConnection) -> list[Task]:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM scheduled_tasks"
-                " WHERE enabled = 1 AND next_run_at <= ? ORDER BY next_run_at, id LIMIT ?",
-                (to_db(now), -1 if limit is None else limit),
+                f" WHERE enabled = 1 AND next_run_at <= ? ORDER BY next_run_at, id{bounded}",
+                (to_db(now),),
             )
             return [task_from_row(row) for row in rows]
 
