@@ -125,6 +125,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX task_run_logs_running ON task_run_logs (status) WHERE status = 'running'",
         ),
     ),
+    # Scheduler leases (docs/scale-out.md): several instances may poll one database, so which
+    # instance runs a task is recorded, a task has at most one running run (the unique index is
+    # what makes a claim exclusive), and instances announce they are alive so the runs of one
+    # that died can be closed by the others.
+    Migration(
+        4,
+        "scheduler_lease",
+        (
+            "ALTER TABLE task_run_logs ADD COLUMN instance_id TEXT NOT NULL DEFAULT ''",
+            # Runs left open by an older server would collide with the index below.
+            "UPDATE task_run_logs SET status = 'failed', error_text = 'interrupted',"
+            " finished_at = started_at WHERE status = 'running'",
+            "CREATE UNIQUE INDEX task_run_logs_one_running ON task_run_logs (task_id)"
+            " WHERE status = 'running'",
+            """
+            CREATE TABLE scheduler_instances (
+                instance_id  TEXT NOT NULL PRIMARY KEY,
+                started_at   TEXT NOT NULL,
+                heartbeat_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

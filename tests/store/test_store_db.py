@@ -40,8 +40,8 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
                 "SELECT version, applied_at FROM schema_migrations ORDER BY version"
             ).fetchall()
         )
-    assert [v for v, _ in first] == [1, 2, 3]
-    assert len(MIGRATIONS) == 3
+    assert [v for v, _ in first] == [1, 2, 3, 4]
+    assert len(MIGRATIONS) == 4
 
     async with await Database.open(path) as db:
         second = await db.read(
@@ -73,6 +73,7 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
         "channels",
         "messages",
         "scheduled_tasks",
+        "scheduler_instances",
         "schema_migrations",
         "task_run_logs",
     ]
@@ -84,6 +85,7 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
         "messages_is_processed",
         "scheduled_tasks_channel",
         "scheduled_tasks_due",
+        "task_run_logs_one_running",
         "task_run_logs_running",
         "task_run_logs_task_id_id",
     ]

@@ -66,8 +66,8 @@ async def test_page_newest_first_with_cursor(store: Store) -> None:
     other = await _task(store, "c2")
     ids = []
     for n in range(7):
-        ids.append(await store.runs.start(task_id, at(n)))
-        await store.runs.start(other, at(n))
+        ids.append(await store.runs.start(task_id, at(n), status="skipped"))
+        await store.runs.start(other, at(n), status="skipped")
     first = await store.runs.page(task_id, 0, 3)
     assert [r.id for r in first] == ids[::-1][:3]
     second = await store.runs.page(task_id, first[-1].id, 3)
@@ -84,9 +84,9 @@ async def test_close_interrupted_fails_only_running_rows(store: Store) -> None:
     done = await store.runs.start(task_id, at(1))
     await store.runs.finish(done, "success", "ok", "", at(2))
     open_a = await store.runs.start(task_id, at(3))
-    open_b = await store.runs.start(task_id, at(4))
+    open_b = await store.runs.start(await _task(store, "c2"), at(4))
     assert await store.runs.close_interrupted(at(100), "cancelled: shutdown") == 2
-    runs = {r.id: r for r in await store.runs.page(task_id, 0, 10)}
+    runs = {r.id: r for r in [await store.runs.get(i) for i in (done, open_a, open_b)] if r}
     assert [
         (runs[i].status, runs[i].error_text, runs[i].finished_at) for i in (open_a, open_b)
     ] == [
@@ -99,3 +99,14 @@ async def test_close_interrupted_fails_only_running_rows(store: Store) -> None:
         at(2),
     )
     assert await store.runs.close_interrupted(at(200), "again") == 0
+
+
+async def test_a_task_has_at_most_one_running_run(store: Store) -> None:
+    # The unique index is what makes a scheduler claim exclusive across instances.
+    task_id = await _task(store)
+    first = await store.runs.start(task_id, at(1))
+    with pytest.raises(ConstraintViolation):
+        await store.runs.start(task_id, at(2))
+    await store.runs.start(task_id, at(2), status="skipped")  # other statuses are not limited
+    await store.runs.finish(first, "success", "", "", at(3))
+    assert await store.runs.start(task_id, at(4)) > first
