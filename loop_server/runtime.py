@@ -307,6 +307,7 @@ async def _start_services(
         clock=clock,
         poll_interval=config.poll_interval,
         events=hub,
+        instance_id=config.instance_name,
     )
     tasks = TaskService(store, clock=clock, events=hub, runner=scheduler)
     readme = load_readme()
