@@ -52,12 +52,13 @@ from loop_server.memory import (
 )
 from loop_server.origin_policy import OriginPolicy
 from loop_server.platform.local import LocalPlatform
-from loop_server.scheduler import Scheduler, TaskExecutor
+from loop_server.scheduler import Scheduler, TaskExecutor, lease_seconds
 from loop_server.services.channels import ChannelService, StoreChannelGrants, StoreChannelLister
 from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
+from loop_server.services.turns import ChannelTurns
 from loop_server.serving import (
     EventsEndpoint,
     ListenError,
@@ -77,6 +78,19 @@ log = logging.getLogger("loop_server")
 
 class StartupError(Exception):
     """The server cannot start; the message says why (printed by the CLI, exit 1)."""
+
+
+def _channel_turns(config: Config, store: Store, clock: Clock) -> ChannelTurns | None:
+    """Among several instances on one database, a channel's runs wait their turn across all
+    of them (docs/scale-out.md); alone, the orchestrator's own queue is enough."""
+    if not config.database_url:
+        return None
+    return ChannelTurns(
+        store.turns,
+        instance_id=config.instance_name,
+        clock=clock,
+        lease_seconds=lease_seconds(config.poll_interval),
+    )
 
 
 def load_readme() -> str:
@@ -299,6 +313,7 @@ async def _start_services(
         loop_dir=str(config.data_dir),
         max_concurrent_runs=config.max_concurrent_runs,
         task_threads=task_threads,
+        turns=_channel_turns(config, store, clock),
     )
     await root.start(orchestrator.run)
     scheduler = Scheduler(
@@ -330,7 +345,12 @@ async def _start_services(
             )
         except StoreError as err:  # e.g. an SQLite without FTS5: serve without memory
             log.error("memory disabled: %s", err)
-    terminals = SessionManager(DockerExec(engine), idle_timeout=config.terminal_idle_timeout)
+    terminals = SessionManager(
+        DockerExec(engine),
+        idle_timeout=config.terminal_idle_timeout,
+        # Among several instances a session id says which one holds it (docs/scale-out.md).
+        instance=config.instance_name if config.database_url else "",
+    )
     await root.start(terminals.run)
     deps = ApiDeps(
         scheduler=tasks,

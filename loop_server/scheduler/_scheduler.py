@@ -42,6 +42,11 @@ LEASE_POLLS = 3
 MIN_LEASE_SECONDS = 2.0
 
 
+def lease_seconds(poll_interval: float) -> float:
+    """How long an instance may go without a heartbeat before the others count it gone."""
+    return max(LEASE_POLLS * poll_interval, MIN_LEASE_SECONDS)
+
+
 @dataclass(frozen=True, slots=True)
 class SchedulerStatistics:
     running: int  # jobs started and not finished (including those waiting for the limiter)
@@ -82,7 +87,7 @@ class Scheduler:
         self._poll_interval = poll_interval
         self._instance_id = instance_id
         self._shared = store.db.dialect == "postgres" if shared is None else shared
-        self._lease = timedelta(seconds=max(LEASE_POLLS * poll_interval, MIN_LEASE_SECONDS))
+        self._lease = timedelta(seconds=lease_seconds(poll_interval))
         self._limiter = trio.CapacityLimiter(max_concurrent)
         self._jobs: dict[int, _Job] = {}
         self._nursery: trio.Nursery | None = None

@@ -148,6 +148,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # Channel turns (docs/scale-out.md): one agent run at a time per channel across instances,
+    # in the order the runs were asked for. A run takes a ticket when it is queued and starts
+    # when its ticket is the channel's lowest; tickets of instances that died are dropped.
+    Migration(
+        5,
+        "channel_turns",
+        (
+            """
+            CREATE TABLE channel_turns (
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                channel_id  TEXT NOT NULL,
+                instance_id TEXT NOT NULL,
+                queued_at   TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX channel_turns_channel_id_id ON channel_turns (channel_id, id)",
+            "CREATE INDEX channel_turns_instance_id ON channel_turns (instance_id)",
+        ),
+    ),
 )
 
 
