@@ -70,7 +70,7 @@ from loop_server.serving import (
     remove_socket_file,
     serve_api,
 )
-from loop_server.store import Store, StoreError
+from loop_server.store import Database, Store, StoreError, open_store, store_location
 from loop_server.terminal import InteractiveCommands, SessionManager
 
 log = logging.getLogger("loop_server")
@@ -194,12 +194,13 @@ async def run_server(
         sock.close()
         raise
     try:
-        store = await Store.open(config.db_path)
+        store = await open_store(database_url=config.database_url, path=config.db_path)
     except Exception as err:
         sock.close()
         if agent_sock is not None:
             agent_sock.close()
-        raise StartupError(f"opening database {config.db_path}: {err}") from err
+        where = store_location(database_url=config.database_url, path=config.db_path)
+        raise StartupError(f"opening database {where}: {err}") from err
     engine = DockerEngine()
     # The signal handlers stay ours until the store is closed: a repeated SIGTERM/SIGINT during
     # shutdown (systemd signals every process of a unit; a second Ctrl-C) used to hit the
@@ -338,7 +339,10 @@ async def _start_services(
     )
     channel_lister = StoreChannelLister(store, events=hub)
     memory = None
-    if memory_config.enabled:
+    if memory_config.enabled and not isinstance(store.db, Database):
+        # Its index lives in SQLite tables (FTS5) beside the store's; none on PostgreSQL yet.
+        log.error("memory disabled: the memory index needs the SQLite store (database_url set)")
+    elif memory_config.enabled and isinstance(store.db, Database):
         try:
             memory = await open_memory_indexer(
                 store.db, memory_config, claude_dir=config.claude_dir

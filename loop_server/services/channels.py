@@ -139,8 +139,10 @@ class StoreChannelLister:
         """Every channel and thread, by name. Read from SQLite only after a write to the
         channels' rows (``ChannelsGeneration``); otherwise the same list as last time — the
         same object, so callers may key what they derive from it on its identity, and must not
-        change it."""
+        change it. On PostgreSQL (no generation) every call reads."""
         generation = self._store.channels.generation
+        if generation is None:  # other instances write too (PostgreSQL): always read
+            return await self._store.channels.list()
         seen = generation.value  # before the read: a write that lands during it invalidates
         if self._rows is not None and self._rows_generation == seen:
             return self._rows

@@ -114,11 +114,18 @@ class ChannelRepository:
         db: StoreDatabase,
         generation: ChannelsGeneration | None = None,
         messages_generation: MessagesGeneration | None = None,
+        *,
+        cached: bool = True,
     ) -> None:
+        """``cached=False``: other processes write to the same database (PostgreSQL), so no
+        generation counter can know when the rows changed, and ``generation`` is ``None``:
+        readers must keep nothing derived from the rows."""
         self._db = db
-        self.generation = generation if generation is not None else ChannelsGeneration()
+        self.generation: ChannelsGeneration | None = None
+        if cached:
+            self.generation = generation if generation is not None else ChannelsGeneration()
         # Deleting a channel or its threads deletes their messages too.
-        self._messages_generation = messages_generation
+        self._messages_generation = messages_generation if cached else None
 
     async def _write_with_messages(self, fn: Callable[[SqlConnection], _T]) -> _T:
         try:
@@ -131,7 +138,8 @@ class ChannelRepository:
         try:
             return await self._db.write(fn)
         finally:
-            self.generation.bump()
+            if self.generation is not None:
+                self.generation.bump()
 
     async def list(self) -> builtins.list[Channel]:
         """Every channel and thread, by name then id (id makes equal names stable)."""

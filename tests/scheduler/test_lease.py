@@ -1,8 +1,8 @@
 """Scheduler leases: several schedulers (instances) on one store, each due task run once.
 
-Here the schedulers share one SQLite store with ``shared=True``, which runs exactly the code the
-instances of a PostgreSQL deployment run (claim, heartbeat, orphan recovery); the three-process
-test on a real PostgreSQL is tests/scaleout/test_three_instances.py.
+The schedulers share one store, on SQLite (``shared=True``) and on a real PostgreSQL: the code
+the instances of a deployment run (claim, heartbeat, orphan recovery). Three real processes:
+tests/scaleout/test_three_instances.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import trio
 from loop_server.domain import NewTask
 from loop_server.scheduler import Scheduler, TaskAlreadyRunning
 from loop_server.scheduler._scheduler import INTERRUPTED_ERROR, ORPHANED_ERROR
-from loop_server.store import Store
+from loop_server.store import Store, open_store
 from tests.conftest import FixedClock
 from tests.scheduler.test_scheduler import Executor, runs_of, settle
 from tests.store.helpers import add_channel
@@ -26,9 +26,12 @@ T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 POLL = 10.0  # seconds: the lease is LEASE_POLLS polls, 30 s
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "loop.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The same store on each engine: SQLite, and a real PostgreSQL (where the claim takes a
+    row lock and several connections really run at once)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    opened = await open_store(database_url=url, path=tmp_path / "loop.db")
     await add_channel(opened, "c1")
     yield opened
     await opened.close()

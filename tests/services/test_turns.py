@@ -14,16 +14,19 @@ import pytest
 import trio
 
 from loop_server.services.turns import ChannelTurns
-from loop_server.store import Store
+from loop_server.store import Store, open_store
 from tests.conftest import FixedClock
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 DEADLINE = 10
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "loop.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The same store on each engine: SQLite, and a real PostgreSQL (where the claim takes a
+    row lock and several connections really run at once)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    opened = await open_store(database_url=url, path=tmp_path / "loop.db")
     yield opened
     await opened.close()
 

@@ -12,6 +12,16 @@ from loop_server.timefmt import to_db
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
 
 
+def by_engine(store: Store, *, sqlite: str, postgres: str) -> str:
+    """What to expect on the store's engine, where SQLite and PostgreSQL word it differently
+    (error messages)."""
+    return sqlite if store.db.dialect == "sqlite" else postgres
+
+
+def check_failed(store: Store) -> str:
+    return by_engine(store, sqlite="CHECK constraint failed", postgres="violates check constraint")
+
+
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 

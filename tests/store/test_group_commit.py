@@ -18,6 +18,9 @@ import trio.testing
 
 from loop_server.store import ConstraintViolation, Store, StoreError
 
+# Group commit is how the one SQLite writer shares fsyncs; PostgreSQL commits each write itself.
+pytestmark = pytest.mark.sqlite_only("group commit belongs to the SQLite writer")
+
 RELEASE_TIMEOUT = 10.0
 
 

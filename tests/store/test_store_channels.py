@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from loop_server.domain import Channel, ChannelUpsert
 from loop_server.store import ConstraintViolation, Store
+from loop_server.store._sql import SqlConnection
 
-from .helpers import T0, add_channel, at, new_message
+from .helpers import T0, add_channel, at, by_engine, new_message
 
 
 async def test_upsert_inserts_and_returns_the_row(store: Store) -> None:
@@ -110,7 +109,12 @@ async def test_get_by_dir_path_is_per_platform_and_top_level_only(store: Store) 
 
 async def test_dir_path_is_unique_per_platform_for_top_level_channels(store: Store) -> None:
     await add_channel(store, "c1", dir_path="/src/app", platform="local")
-    with pytest.raises(ConstraintViolation, match="UNIQUE constraint failed"):
+    unique = by_engine(
+        store,
+        sqlite="UNIQUE constraint failed",
+        postgres='violates unique constraint "channels_dir_path_platform"',
+    )
+    with pytest.raises(ConstraintViolation, match=unique):
         await add_channel(store, "c2", dir_path="/src/app", platform="local")
     # Threads share their parent's directory, and empty dir_paths never collide.
     await add_channel(store, "t1", dir_path="/src/app", platform="local", parent_id="c1")
@@ -177,10 +181,23 @@ async def test_delete_is_one_transaction(store: Store) -> None:
 
     # A trigger makes the last step (deleting the channel row) fail; the earlier deletes of
     # threads and messages must be rolled back with it.
-    def add_trigger(conn: sqlite3.Connection) -> None:
+    def add_trigger(conn: SqlConnection) -> None:
+        if store.db.dialect == "sqlite":
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE DELETE ON channels WHEN old.channel_id = 'parent'"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            return
+        # The same refusal in PL/pgSQL, raised as a CHECK violation (an integrity error, as
+        # SQLite's RAISE(ABORT) is).
         conn.execute(
-            "CREATE TRIGGER refuse BEFORE DELETE ON channels WHEN old.channel_id = 'parent'"
-            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF old.channel_id = 'parent' THEN"
+            " RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF;"
+            " RETURN old; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON channels FOR EACH ROW EXECUTE FUNCTION refuse()"
         )
 
     await store.db.write(add_trigger)

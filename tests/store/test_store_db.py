@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 import trio
 import trio.testing
@@ -13,7 +14,7 @@ import trio.testing
 from loop_server.store import ConstraintViolation, Database, Store, StoreError
 from loop_server.store._migrations import MIGRATIONS, Migration, check_order
 
-from .helpers import T0, add_channel
+from .helpers import T0, add_channel, by_engine
 
 # A thread parked in a write waits at most this long for the test to release it, so a broken
 # test fails instead of hanging (a worker thread cannot be cancelled).
@@ -94,6 +95,7 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
     ]
 
 
+@pytest.mark.sqlite_only("SQLite PRAGMAs and its WAL file")
 async def test_pragmas_wal_foreign_keys_synchronous_full(store: Store) -> None:
     def pragmas(conn: sqlite3.Connection) -> tuple[str, int, int]:
         return (
@@ -118,7 +120,12 @@ async def test_pragmas_wal_foreign_keys_synchronous_full(store: Store) -> None:
 
 
 async def test_readers_are_read_only(store: Store) -> None:
-    with pytest.raises(StoreError, match="attempt to write a readonly database"):
+    refused = by_engine(
+        store,
+        sqlite="attempt to write a readonly database",
+        postgres="cannot execute INSERT in a read-only transaction",
+    )
+    with pytest.raises(StoreError, match=refused):
         await store.db.read(lambda c: _insert_channel(c, "c1"))
     assert await store.db.read(_channel_count) == 0
 
@@ -144,13 +151,22 @@ async def test_sql_error_in_write_is_store_error_and_rolls_back(store: Store) ->
         _insert_channel(conn, "c1")
         conn.execute("SELECT * FROM no_such_table")
 
-    with pytest.raises(StoreError, match="no such table: no_such_table") as info:
+    missing = by_engine(
+        store,
+        sqlite="no such table: no_such_table",
+        postgres='relation "no_such_table" does not exist',
+    )
+    with pytest.raises(StoreError, match=missing) as info:
         await store.db.write(insert_then_bad_sql)
     assert type(info.value) is StoreError
-    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    cause: type[Exception] = psycopg.errors.UndefinedTable
+    if store.db.dialect == "sqlite":
+        cause = sqlite3.OperationalError
+    assert isinstance(info.value.__cause__, cause)
     assert await store.db.read(_channel_count) == 0
 
 
+@pytest.mark.sqlite_only("SQLite has one writer that a second write queues behind")
 async def test_reads_proceed_while_a_write_holds_the_writer(store: Store) -> None:
     await add_channel(store, "before")
     write_started = trio.Event()

@@ -9,7 +9,7 @@ import pytest
 from loop_server.domain import Message, NewMessage
 from loop_server.store import ChannelNotFound, ConstraintViolation, Store
 
-from .helpers import T0, add_channel, at, bulk_messages, new_message
+from .helpers import T0, add_channel, at, bulk_messages, by_engine, new_message
 
 
 async def test_insert_returns_the_stored_message(store: Store) -> None:
@@ -73,7 +73,8 @@ async def test_insert_auto_creates_an_active_channel(store: Store) -> None:
 async def test_duplicate_msg_id_is_refused(store: Store) -> None:
     await add_channel(store, "c1")
     await store.messages.insert(new_message("c1", 1))
-    with pytest.raises(ConstraintViolation, match=r"messages\.msg_id"):
+    unique = by_engine(store, sqlite=r"messages\.msg_id", postgres='"messages_msg_id_key"')
+    with pytest.raises(ConstraintViolation, match=unique):
         await store.messages.insert(new_message("c1", 1))
     assert len(await store.messages.page("c1", 0, 10)) == 1
 
@@ -112,6 +113,7 @@ async def test_cursor_paging_visits_every_message_once_newest_first(store: Store
     assert [m.id for m in await store.messages.page("a", -5, 2)] == seen[:2]
 
 
+@pytest.mark.sqlite_only("asserts SQLite's EXPLAIN QUERY PLAN text")
 async def test_page_is_an_index_range_scan(store: Store) -> None:
     plans = await store.db.read(
         lambda c: [

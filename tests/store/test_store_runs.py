@@ -7,7 +7,7 @@ import pytest
 from loop_server.domain import NewTask, TaskRun
 from loop_server.store import ConstraintViolation, Store
 
-from .helpers import T0, at
+from .helpers import T0, at, by_engine, check_failed
 
 
 async def _task(store: Store, channel_id: str = "c1") -> int:
@@ -50,10 +50,11 @@ async def test_start_and_finish(store: Store) -> None:
 
 
 async def test_start_for_unknown_task_or_bad_status_is_refused(store: Store) -> None:
-    with pytest.raises(ConstraintViolation, match="FOREIGN KEY"):
+    foreign_key = by_engine(store, sqlite="FOREIGN KEY", postgres="violates foreign key")
+    with pytest.raises(ConstraintViolation, match=foreign_key):
         await store.runs.start(404, at(1))
     task_id = await _task(store)
-    with pytest.raises(ConstraintViolation, match="CHECK constraint failed"):
+    with pytest.raises(ConstraintViolation, match=check_failed(store)):
         await store.runs.start(task_id, at(1), status="exploded")
     skipped = await store.runs.start(task_id, at(2), status="skipped")
     assert [(r.id, r.status) for r in await store.runs.page(task_id, 0, 10)] == [
