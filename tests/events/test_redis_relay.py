@@ -266,10 +266,12 @@ async def test_broadcasts_after_the_relay_stopped_are_counted(redis_url: str) ->
         assert relay.statistics().dropped == 1
 
 
+@OUTAGE
 async def test_unreachable_redis_at_start_fails_fast() -> None:
     with trio.fail_after(DEADLINE), pytest.raises(RelayUnavailable, match="unreachable"):
         async with open_redis_relay(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=1):
             pass
+    gc.collect()
 
 
 @OUTAGE
