@@ -38,8 +38,11 @@ SKIPPED_ERROR = "previous run still in progress"
 ORPHANED_ERROR = "interrupted: its instance stopped"
 #: Polls without a heartbeat after which an instance counts as gone and its runs are closed.
 LEASE_POLLS = 3
-#: Least time before that happens, so a short poll interval does not make a pause fatal.
-MIN_LEASE_SECONDS = 2.0
+#: Least time before that happens, so a short poll interval does not make a pause fatal: a
+#: poll that claims a thousand tasks, or a database that stalls, must not look like a death.
+MIN_LEASE_SECONDS = 15.0
+#: Longest gap between heartbeats; they have a task of their own, so a slow poll delays none.
+MAX_HEARTBEAT_SECONDS = 5.0
 
 
 def lease_seconds(poll_interval: float) -> float:
@@ -114,6 +117,8 @@ class Scheduler:
             log.warning("scheduler: closed %d run(s) left running by a crash", closed)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._shared:
+                nursery.start_soon(self._beat, name="scheduler-heartbeat")
             try:
                 # The first poll happens before "started": tasks overdue while the server was
                 # down have started by the time the caller goes on.
@@ -165,11 +170,24 @@ class Scheduler:
                 self._start(nursery, task, run_id)
         return len(claimed)
 
+    async def _beat(self) -> None:
+        """Say this instance is alive, until cancelled."""
+        interval = min(self._poll_interval, MAX_HEARTBEAT_SECONDS)
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self._runs.heartbeat(self._instance_id, self._clock.now())
+            except Exception:
+                log.exception("scheduler: heartbeat failed")
+
     async def _keep_lease(self, now: datetime) -> None:
-        """Say this instance is alive and close the runs of those that are not."""
+        """Say this instance is alive (besides ``_beat``: a poll is a sign of life too) and close
+        the runs of instances that stopped saying so."""
         try:
             await self._runs.heartbeat(self._instance_id, now)
-            closed = await self._runs.close_orphaned(now - self._lease, now, ORPHANED_ERROR)
+            closed = await self._runs.close_orphaned(
+                now - self._lease, now, ORPHANED_ERROR, alive=self._instance_id
+            )
         except Exception:
             log.exception("scheduler: renewing the lease failed")
             return

@@ -181,9 +181,17 @@ class TaskRunLog:
         return await self._store.runs.close_interrupted(now, error_text)
 
     async def close_orphaned(
-        self, stale_before: datetime, now: datetime, error_text: str, *, own: str | None = None
+        self,
+        stale_before: datetime,
+        now: datetime,
+        error_text: str,
+        *,
+        own: str | None = None,
+        alive: str | None = None,
     ) -> int:
-        return await self._store.runs.close_orphaned(stale_before, now, error_text, own=own)
+        return await self._store.runs.close_orphaned(
+            stale_before, now, error_text, own=own, alive=alive
+        )
 
     async def close_own(self, instance_id: str, now: datetime, error_text: str) -> int:
         return await self._store.runs.close_own(instance_id, now, error_text)

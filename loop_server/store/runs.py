@@ -142,18 +142,35 @@ class TaskRunRepository:
         )
 
     async def close_orphaned(
-        self, stale_before: datetime, now: datetime, error_text: str, *, own: str | None = None
+        self,
+        stale_before: datetime,
+        now: datetime,
+        error_text: str,
+        *,
+        own: str | None = None,
+        alive: str | None = None,
     ) -> int:
         """Mark ``failed`` the running runs of instances that are gone: those whose last
         heartbeat is older than ``stale_before`` or that never sent one, and with ``own``, that
-        instance's runs from an earlier life (at its start-up). Returns how many."""
+        instance's runs from an earlier life (at its start-up). The runs of ``alive`` (the
+        caller, running) are kept whatever its heartbeat says. Returns how many."""
+        gone = (
+            "instance_id NOT IN"
+            " (SELECT instance_id FROM scheduler_instances WHERE heartbeat_at >= ?)"
+        )
+        params: list[object] = [error_text, to_db(now), to_db(stale_before)]
+        if own is not None:
+            gone = f"(instance_id = ? OR {gone})"
+            params.insert(2, own)
+        if alive is not None:
+            gone += " AND instance_id <> ?"
+            params.append(alive)
 
         def update(conn: SqlConnection) -> int:
             cur = conn.execute(
                 "UPDATE task_run_logs SET status = 'failed', error_text = ?, finished_at = ?"
-                " WHERE status = 'running' AND (instance_id = ? OR instance_id NOT IN"
-                " (SELECT instance_id FROM scheduler_instances WHERE heartbeat_at >= ?))",
-                (error_text, to_db(now), own, to_db(stale_before)),
+                f" WHERE status = 'running' AND {gone}",
+                params,
             )
             return cur.rowcount
 

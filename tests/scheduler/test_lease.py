@@ -173,3 +173,15 @@ async def test_start_up_closes_this_instances_runs_from_its_earlier_life(
     run = await store.runs.get(earlier)
     assert run is not None
     assert (run.status, run.error_text) == ("failed", INTERRUPTED_ERROR)
+
+
+async def test_a_poll_never_closes_the_pollers_own_runs(store: Store) -> None:
+    # Its heartbeat may look old to itself (a stalled database); it knows it is alive.
+    task_id = await once_task(store, T0 + timedelta(hours=1))
+    await store.runs.heartbeat("b", T0)
+    mine = await store.runs.start(task_id, T0, instance_id="b")
+    later = T0 + timedelta(hours=2)
+    assert await store.runs.close_orphaned(later, later, ORPHANED_ERROR, alive="b") == 0
+    assert await store.runs.close_orphaned(later, later, ORPHANED_ERROR) == 1
+    run = await store.runs.get(mine)
+    assert run is not None and run.status == "failed"
