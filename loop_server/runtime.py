@@ -41,7 +41,7 @@ from loop_server.containers import (
     host_user_env,
     parse_container_env,
 )
-from loop_server.events import EventsHub
+from loop_server.events import EventsHub, RedisRelay, RelayUnavailable, open_redis_relay
 from loop_server.memory import (
     MemoryConfig,
     MemoryConfigError,
@@ -52,12 +52,13 @@ from loop_server.memory import (
 )
 from loop_server.origin_policy import OriginPolicy
 from loop_server.platform.local import LocalPlatform
-from loop_server.scheduler import Scheduler, TaskExecutor
+from loop_server.scheduler import Scheduler, TaskExecutor, lease_seconds
 from loop_server.services.channels import ChannelService, StoreChannelGrants, StoreChannelLister
 from loop_server.services.git import GitBranchReader
 from loop_server.services.messages import MessageService
 from loop_server.services.tasks import TaskService
 from loop_server.services.threads import ThreadService
+from loop_server.services.turns import ChannelTurns
 from loop_server.serving import (
     EventsEndpoint,
     ListenError,
@@ -77,6 +78,19 @@ log = logging.getLogger("loop_server")
 
 class StartupError(Exception):
     """The server cannot start; the message says why (printed by the CLI, exit 1)."""
+
+
+def _channel_turns(config: Config, store: Store, clock: Clock) -> ChannelTurns | None:
+    """Among several instances on one database, a channel's runs wait their turn across all
+    of them (docs/scale-out.md); alone, the orchestrator's own queue is enough."""
+    if not config.database_url:
+        return None
+    return ChannelTurns(
+        store.turns,
+        instance_id=config.instance_name,
+        clock=clock,
+        lease_seconds=lease_seconds(config.poll_interval),
+    )
 
 
 def load_readme() -> str:
@@ -193,11 +207,15 @@ async def run_server(
     # default handler and kill the process before agent containers were removed and jobs
     # recorded (tests/hardening/test_shutdown.py).
     signal_handlers = contextlib.ExitStack()
+    # The Redis client outlives the root nursery, so the relay can still publish what is queued
+    # when the root is cancelled (docs/events.md, "Across instances").
+    shared_events = contextlib.AsyncExitStack()
     try:
         if handle_signals:
             received = signal_handlers.enter_context(
                 trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
             )
+        relay = await _open_relay(config, shared_events)
         async with trio.open_nursery() as root:
             handle = await _start_services(
                 root,
@@ -210,6 +228,7 @@ async def run_server(
                 memory_config,
                 commands_config,
                 tokens,
+                relay,
             )
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle, received)
@@ -236,6 +255,9 @@ async def run_server(
             # which record how they ended.
             root.cancel_scope.cancel()
     finally:
+        # Not shielded: the client's task group was entered outside the shield below, so it must
+        # be left outside it too (the relay has flushed by now, in the root nursery).
+        await shared_events.aclose()
         with trio.CancelScope(shield=True):
             await store.close()
         engine.close()
@@ -262,6 +284,17 @@ async def open_agent_access(config: Config) -> tuple[socket.socket | None, Agent
         raise StartupError(str(err)) from err
 
 
+async def _open_relay(config: Config, stack: contextlib.AsyncExitStack) -> RedisRelay | None:
+    """The link to the other instances' events, if ``redis_url`` is set. An unreachable Redis
+    fails the start-up: the hub's epoch must be the shared one before any client connects."""
+    if not config.redis_url:
+        return None
+    try:
+        return await stack.enter_async_context(open_redis_relay(config.redis_url))
+    except RelayUnavailable as err:
+        raise StartupError(f"events: {err}") from err
+
+
 async def _start_services(
     root: trio.Nursery,
     config: Config,
@@ -273,9 +306,12 @@ async def _start_services(
     memory_config: MemoryConfig,
     commands_config: CommandsConfig,
     tokens: AgentTokens,
+    relay: RedisRelay | None,
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
+    if relay is not None:
+        await root.start(relay.run, hub)
     image_checker = ImageChecker(engine, config.container_image)
     root.start_soon(image_checker.refresh)  # says at start-up what to do when it is missing
     containers = ChannelContainers(engine, container_settings(config, tokens))
@@ -300,6 +336,7 @@ async def _start_services(
         loop_dir=str(config.data_dir),
         max_concurrent_runs=config.max_concurrent_runs,
         task_threads=task_threads,
+        turns=_channel_turns(config, store, clock),
     )
     await root.start(orchestrator.run)
     scheduler = Scheduler(
@@ -308,6 +345,7 @@ async def _start_services(
         clock=clock,
         poll_interval=config.poll_interval,
         events=hub,
+        instance_id=config.instance_name,
     )
     tasks = TaskService(store, clock=clock, events=hub, runner=scheduler)
     readme = load_readme()
@@ -333,7 +371,12 @@ async def _start_services(
             )
         except StoreError as err:  # e.g. an SQLite without FTS5: serve without memory
             log.error("memory disabled: %s", err)
-    terminals = SessionManager(DockerExec(engine), idle_timeout=config.terminal_idle_timeout)
+    terminals = SessionManager(
+        DockerExec(engine),
+        idle_timeout=config.terminal_idle_timeout,
+        # Among several instances a session id says which one holds it (docs/scale-out.md).
+        instance=config.instance_name if config.database_url else "",
+    )
     await root.start(terminals.run)
     deps = ApiDeps(
         scheduler=tasks,
@@ -355,6 +398,7 @@ async def _start_services(
         branches=GitBranchReader(),
         health=lambda: {
             "events": dataclasses.asdict(hub.statistics()),
+            **({"events_relay": dataclasses.asdict(relay.statistics())} if relay else {}),
             "terminals": dataclasses.asdict(terminals.statistics()),
             "agent_image": image_checker.status.as_health(),
             "store": dataclasses.asdict(store.db.statistics()),

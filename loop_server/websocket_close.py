@@ -28,5 +28,8 @@ INTERNAL_ERROR = 1011
 SLOW_CONSUMER = 4008
 
 SHUTDOWN_REASON = "server shutting down"
+#: 1001 too: the shared event stream began a new epoch (Redis lost its data), so every
+#: client reconnects and is told its replay is truncated.
+EPOCH_CHANGED_REASON = "events epoch changed"
 SLOW_CONSUMER_REASON = "slow consumer"
 MESSAGE_TOO_BIG_REASON = "message too big"

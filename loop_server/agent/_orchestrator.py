@@ -4,6 +4,8 @@ A user's message is stored first; then a run is queued for its channel. Each cha
 queue drained by one worker task, so one channel runs one agent at a time while different
 channels run concurrently, bounded by a limiter. Scheduled tasks go through the same queues.
 Every run ends in a bot message and an ``agent.status`` — completed, or error with the reason.
+With several instances on one database, ``ChannelTurns`` extends "one run at a time, in order"
+to every instance (``_turns``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from loop_server.domain import Message, Task
 from loop_server.protocols import EventBroadcaster
 from loop_server.services.channels import ChannelSessions
 from loop_server.services.messages import MessageService
+from loop_server.services.turns import ChannelTurns
 from loop_server.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class _Job:
     response: str = ""
     error: str = ""
     ephemeral: bool = False  # a scheduled run's answer said [EPHEMERAL]
+    ticket: int = 0  # its place among the channel's runs on every instance (0: one instance)
 
     @property
     def may_be_ephemeral(self) -> bool:
@@ -76,6 +80,7 @@ class Orchestrator:
         loop_dir: str,
         max_concurrent_runs: int = 4,
         task_threads: TaskThreads | None = None,
+        turns: ChannelTurns | None = None,
     ) -> None:
         self._store = store  # read only: the session write goes through ``self._sessions``
         self._sessions = ChannelSessions(store, clock=clock)
@@ -86,6 +91,7 @@ class Orchestrator:
         self._loop_dir = loop_dir
         self._task_threads = task_threads  # None: scheduled runs answer in the channel
         self._limiter = trio.CapacityLimiter(max_concurrent_runs)
+        self._turns = turns  # None: this is the only instance
         self._queues: dict[str, collections.deque[_Job]] = {}
         self._running: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
@@ -94,6 +100,8 @@ class Orchestrator:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the channel workers until cancelled (shutdown stops every run)."""
+        if self._turns is not None:
+            await self._turns.forget_earlier_life()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -106,14 +114,15 @@ class Orchestrator:
 
     async def handle_incoming_message(self, channel_id: str, author_id: str, content: str) -> None:
         message = await self._messages.record_user_message(channel_id, author_id, content)
-        self._enqueue(_Job(channel_id, message=message))
+        self._enqueue(_Job(channel_id, message=message, ticket=await self._ticket(channel_id)))
 
     # -- TaskExecutor (the scheduler's) ---------------------------------------------------
 
     async def execute(self, task: Task) -> str:
         """Run the task's prompt; it answers in a thread of its own (🧵, ``_task_threads``)."""
         thread_id = await self._task_threads.open(task) if self._task_threads else ""
-        job = _Job(thread_id or task.channel_id, task=task)
+        channel_id = thread_id or task.channel_id
+        job = _Job(channel_id, task=task, ticket=await self._ticket(channel_id))
         self._enqueue(job)
         await job.done.wait()
         if job.error:
@@ -144,6 +153,9 @@ class Orchestrator:
 
     # -- workers --------------------------------------------------------------------------
 
+    async def _ticket(self, channel_id: str) -> int:
+        return 0 if self._turns is None else await self._turns.take(channel_id)
+
     def _enqueue(self, job: _Job) -> None:
         if self._nursery is None:
             raise RuntimeError("orchestrator is not running")
@@ -160,8 +172,14 @@ class Orchestrator:
         try:
             while queue:
                 job = queue.popleft()
-                async with self._limiter:
-                    await self._run_job(job)
+                try:
+                    if self._turns is not None and job.ticket:
+                        await self._turns.wait(channel_id, job.ticket)
+                    async with self._limiter:
+                        await self._run_job(job)
+                finally:
+                    if self._turns is not None and job.ticket:
+                        await self._turns.release(job.ticket)
         finally:
             # No await between the last emptiness check and this: a job enqueued meanwhile
             # would have found the queue and be run by this loop.
@@ -171,6 +189,10 @@ class Orchestrator:
             for job in queue:  # only on cancellation: nobody will run these
                 job.error = STOPPED
                 job.done.set()
+            if self._turns is not None:
+                for job in queue:
+                    if job.ticket:
+                        await self._turns.release(job.ticket)
 
     async def _run_job(self, job: _Job) -> None:
         channel_id = job.channel_id

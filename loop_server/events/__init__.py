@@ -34,6 +34,12 @@ from loop_server.events._hub import (
     EventsHub,
     HubStatistics,
 )
+from loop_server.events._redis_relay import (
+    RedisRelay,
+    RelayStatistics,
+    RelayUnavailable,
+    open_redis_relay,
+)
 from loop_server.events._subscription import Subscription
 
 __all__ = [
@@ -60,7 +66,11 @@ __all__ = [
     "Event",
     "EventsHub",
     "HubStatistics",
+    "RedisRelay",
+    "RelayStatistics",
+    "RelayUnavailable",
     "Subscription",
     "encode_hello",
     "encode_replay_truncated",
+    "open_redis_relay",
 ]

@@ -30,3 +30,29 @@ class Event:
 
     def __repr__(self) -> str:
         return f"Event(seq={self.seq}, type={self.type!r}, channel_id={self.channel_id!r})"
+
+
+class OutboundEvent:
+    """An event a hub in relay mode hands to the relay instead of delivering it: its parts,
+    with ``data`` already JSON-encoded (once). The relay gives it its ``seq`` (docs/events.md,
+    "Across instances")."""
+
+    __slots__ = ("channel_id", "data_json", "is_global", "timestamp_ms", "type")
+
+    def __init__(
+        self,
+        event_type: str,
+        channel_id: str,
+        data_json: bytes,
+        timestamp_ms: int,
+        *,
+        is_global: bool = False,
+    ) -> None:
+        self.type = event_type
+        self.channel_id = channel_id
+        self.data_json = data_json
+        self.timestamp_ms = timestamp_ms
+        self.is_global = is_global
+
+    def __repr__(self) -> str:
+        return f"OutboundEvent(type={self.type!r}, channel_id={self.channel_id!r})"

@@ -30,12 +30,14 @@ from loop_server.events._envelope import (
     TOOL_USE,
     agent_activity_data,
     agent_status_data,
+    encode_data,
     encode_envelope,
+    envelope_from_parts,
     message_created_data,
     message_streaming_data,
     tool_use_data,
 )
-from loop_server.events._event import Event
+from loop_server.events._event import Event, OutboundEvent
 from loop_server.events._global import (
     CHANNEL_CREATED,
     CHANNEL_DELETED,
@@ -53,6 +55,7 @@ CLOSE_GOING_AWAY = websocket_close.GOING_AWAY
 CLOSE_SLOW_CONSUMER = websocket_close.SLOW_CONSUMER
 SLOW_CONSUMER_REASON = websocket_close.SLOW_CONSUMER_REASON
 SHUTDOWN_REASON = websocket_close.SHUTDOWN_REASON
+EPOCH_CHANGED_REASON = websocket_close.EPOCH_CHANGED_REASON
 
 DEFAULT_QUEUE_SIZE = 256
 DEFAULT_HISTORY_SIZE = 1000
@@ -114,11 +117,19 @@ class EventsHub:
         self._slow_closed = 0
         self._dropped = 0
         self._coalesced_by_closed = 0
+        # Relay mode: where broadcasts go instead of being delivered here (None: this process
+        # only, the default).
+        self._outbound: Callable[[OutboundEvent], None] | None = None
 
     @property
     def epoch(self) -> str:
         """Identifies this run of the server: ``seq`` values only compare within one epoch."""
         return self._epoch
+
+    @property
+    def history_size(self) -> int:
+        """How many events are retained for replay."""
+        return self._history.maxlen or 0
 
     @property
     def seq(self) -> int:
@@ -258,22 +269,33 @@ class EventsHub:
         """Publish an event to every matching subscription (``is_global``: to every
         subscription, whatever its filter). Never blocks and never awaits: a subscription whose
         queue is full is closed as a slow consumer instead. Returns the event, or None when
-        ``data`` cannot be encoded (logged and dropped, as upstream)."""
+        ``data`` cannot be encoded (logged and dropped, as upstream).
+
+        In relay mode (``relay_through``) the event is handed to the relay instead and comes
+        back through ``deliver_shared`` with its shared ``seq``; None is returned then."""
+        if self._outbound is not None:
+            self._hand_to_relay(self._outbound, event_type, channel_id, data, is_global)
+            return None
         seq = self._seq + 1
         try:
             payload = encode_envelope(event_type, channel_id, data, self._clock_ms(), seq)
         except (TypeError, ValueError):
             logger.exception("events hub: marshal failed", extra={"event_type": event_type})
             return None
-        self._seq = seq
-        self._published += 1
         event = Event(seq, event_type, channel_id, payload, is_global=is_global)
+        self._publish(event)
+        return event
+
+    def _publish(self, event: Event) -> None:
+        # The one delivery path, for local and shared events alike: retain, then fan out.
+        self._seq = event.seq
+        self._published += 1
         self._history.append(event)
         overflowed: list[Subscription] = []
-        if is_global:
+        if event.is_global:
             receivers: Iterable[Subscription] = self._registered
         else:
-            targeted = self._by_channel.get(channel_id)
+            targeted = self._by_channel.get(event.channel_id)
             receivers = self._all if targeted is None else itertools.chain(self._all, targeted)
         for subscription in receivers:
             if not subscription._offer(event):
@@ -286,7 +308,73 @@ class EventsHub:
                 "events hub: slow consumer closed",
                 extra={"queue_size": subscription._queue_size},
             )
+
+    # -- relay mode (several instances; events/_redis_relay.py) -----------------------------
+
+    def relay_through(self, outbound: Callable[[OutboundEvent], None], epoch: str) -> None:
+        """Hand every later ``broadcast`` to ``outbound`` instead of delivering it, and use the
+        shared ``epoch``. Events then arrive, from every instance, through ``deliver_shared``."""
+        self._outbound = outbound
+        self._epoch = epoch
+
+    def _hand_to_relay(
+        self,
+        outbound: Callable[[OutboundEvent], None],
+        event_type: str,
+        channel_id: str,
+        data: Mapping[str, object] | None,
+        is_global: bool,
+    ) -> None:
+        try:
+            data_json = encode_data(data)
+        except (TypeError, ValueError):
+            logger.exception("events hub: marshal failed", extra={"event_type": event_type})
+            return
+        outbound(
+            OutboundEvent(event_type, channel_id, data_json, self._clock_ms(), is_global=is_global)
+        )
+
+    def deliver_shared(
+        self,
+        seq: int,
+        event_type: str,
+        channel_id: str,
+        data_json: bytes,
+        timestamp_ms: int,
+        *,
+        is_global: bool = False,
+    ) -> Event | None:
+        """Deliver an event the shared stream numbered ``seq``, exactly as ``broadcast`` would.
+
+        Returns None for a ``seq`` already delivered (exactly once). A ``seq`` that skips some
+        (the stream was trimmed past what this hub read, or an entry was unreadable) empties the
+        history first: a replay must never claim continuity across events it does not have, so
+        a ``since`` inside the gap gets ``replay_truncated``."""
+        if seq <= self._seq:
+            return None
+        if seq != self._seq + 1:
+            self._history.clear()
+        event = Event(
+            seq,
+            event_type,
+            channel_id,
+            envelope_from_parts(event_type, channel_id, data_json, timestamp_ms, seq),
+            is_global=is_global,
+        )
+        self._publish(event)
         return event
+
+    def begin_epoch(self, epoch: str) -> int:
+        """The shared stream started over (Redis lost its data): adopt ``epoch``, forget the
+        history and ``seq``, and close every subscription with 1001 so its client reconnects
+        and learns (``replay_truncated``) that it must reload. Returns how many were closed."""
+        self._epoch = epoch
+        self._seq = 0
+        self._history.clear()
+        subscriptions = list(self._registered)
+        for subscription in subscriptions:
+            subscription.close(CLOSE_GOING_AWAY, EPOCH_CHANGED_REASON)
+        return len(subscriptions)
 
     def broadcast_message_created(self, message: Message) -> None:
         self.broadcast(MESSAGE_CREATED, message.channel_id, message_created_data(message))

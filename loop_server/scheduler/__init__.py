@@ -2,7 +2,12 @@
 per due task. (When a task runs next, the pure maths, is ``loop_server.schedule_math``.)"""
 
 from loop_server.scheduler._executor import TaskExecutor
-from loop_server.scheduler._scheduler import SHUTDOWN_ERROR, Scheduler, SchedulerStatistics
+from loop_server.scheduler._scheduler import (
+    SHUTDOWN_ERROR,
+    Scheduler,
+    SchedulerStatistics,
+    lease_seconds,
+)
 from loop_server.services.errors import TaskAlreadyRunning
 
 __all__ = [
@@ -11,4 +16,5 @@ __all__ = [
     "SchedulerStatistics",
     "TaskAlreadyRunning",
     "TaskExecutor",
+    "lease_seconds",
 ]

@@ -5,20 +5,26 @@ bounds how many jobs run at once. A task is never run twice at once: the schedul
 of running task ids, and an occurrence that comes due while its task still runs is skipped
 (recorded once per run, not on every poll). Times come from the injected wall ``Clock``;
 waiting between polls uses Trio's clock, so tests drive both with a MockClock.
+
+Several instances on one PostgreSQL (docs/scale-out.md): a due task is *claimed* in the store
+(``runs.claim_due``), which lets exactly one instance start it; the run row carries the
+instance's id. Each poll also says this instance is alive (``scheduler_instances``) and closes
+the runs of instances that stopped saying so for ``LEASE_POLLS`` polls, so a run left
+``running`` by a dead instance is recovered by the others. On SQLite there is one instance,
+and start-up closes every run left running, as before.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import trio
 
 from loop_server.clock import Clock
 from loop_server.domain import Task
 from loop_server.protocols import GlobalEventBroadcaster
-from loop_server.schedule_math import ScheduleError, next_run
 from loop_server.scheduler._executor import TaskExecutor
 from loop_server.services.errors import TaskAlreadyRunning, TaskNotFound
 from loop_server.services.tasks import TaskRunLog
@@ -29,6 +35,16 @@ log = logging.getLogger(__name__)
 SHUTDOWN_ERROR = "cancelled: shutdown"
 INTERRUPTED_ERROR = "interrupted"
 SKIPPED_ERROR = "previous run still in progress"
+ORPHANED_ERROR = "interrupted: its instance stopped"
+#: Polls without a heartbeat after which an instance counts as gone and its runs are closed.
+LEASE_POLLS = 3
+#: Least time before that happens, so a short poll interval does not make a pause fatal.
+MIN_LEASE_SECONDS = 2.0
+
+
+def lease_seconds(poll_interval: float) -> float:
+    """How long an instance may go without a heartbeat before the others count it gone."""
+    return max(LEASE_POLLS * poll_interval, MIN_LEASE_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +75,19 @@ class Scheduler:
         poll_interval: float,
         max_concurrent: int = 4,
         events: GlobalEventBroadcaster | None = None,
+        instance_id: str = "",
+        shared: bool | None = None,
     ) -> None:
+        """``shared``: other instances poll the same store (default: when it is PostgreSQL);
+        ``instance_id`` names this one to them and must be unique among them."""
         self._store = store  # read only: every write goes through ``self._runs``
         self._runs = TaskRunLog(store, events=events)  # with task.run_completed
         self._executor = executor
         self._clock = clock
         self._poll_interval = poll_interval
+        self._instance_id = instance_id
+        self._shared = store.db.dialect == "postgres" if shared is None else shared
+        self._lease = timedelta(seconds=lease_seconds(poll_interval))
         self._limiter = trio.CapacityLimiter(max_concurrent)
         self._jobs: dict[int, _Job] = {}
         self._nursery: trio.Nursery | None = None
@@ -79,7 +102,14 @@ class Scheduler:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Close runs a crash left open, then poll until cancelled. Cancelling this cancels
         every job, and each records ``failed`` / ``cancelled: shutdown``."""
-        closed = await self._runs.close_interrupted(self._clock.now(), INTERRUPTED_ERROR)
+        if self._shared:
+            now = self._clock.now()
+            await self._runs.heartbeat(self._instance_id, now)
+            closed = await self._runs.close_orphaned(
+                now - self._lease, now, INTERRUPTED_ERROR, own=self._instance_id
+            )
+        else:
+            closed = await self._runs.close_interrupted(self._clock.now(), INTERRUPTED_ERROR)
         if closed:
             log.warning("scheduler: closed %d run(s) left running by a crash", closed)
         async with trio.open_nursery() as nursery:
@@ -101,6 +131,8 @@ class Scheduler:
         nursery = self._require_nursery()
         self._ticks += 1
         now = self._clock.now()
+        if self._shared:
+            await self._keep_lease(now)
         try:
             due = await self._store.tasks.due(now)
         except Exception:
@@ -119,15 +151,30 @@ class Scheduler:
         if not ready:
             return 0
         try:
-            run_ids = await self._runs.start_many([t.id for t in ready], now)
+            claimed = dict(
+                await self._runs.claim_due([t.id for t in ready], now, self._instance_id)
+            )
         except Exception:
             log.exception("scheduler: recording the start of %d run(s) failed", len(ready))
-            for task in ready:
-                self._release(task.id)
-            return 0
-        for task, run_id in zip(ready, run_ids, strict=True):
-            self._start(nursery, task, run_id)
-        return len(ready)
+            claimed = {}
+        for task in ready:
+            run_id = claimed.get(task.id)
+            if run_id is None:
+                self._release(task.id)  # another instance runs it, or it changed meanwhile
+            else:
+                self._start(nursery, task, run_id)
+        return len(claimed)
+
+    async def _keep_lease(self, now: datetime) -> None:
+        """Say this instance is alive and close the runs of those that are not."""
+        try:
+            await self._runs.heartbeat(self._instance_id, now)
+            closed = await self._runs.close_orphaned(now - self._lease, now, ORPHANED_ERROR)
+        except Exception:
+            log.exception("scheduler: renewing the lease failed")
+            return
+        if closed:
+            log.warning("scheduler: closed %d run(s) of instance(s) that stopped", closed)
 
     # -- API operations -------------------------------------------------------------------
 
@@ -143,7 +190,10 @@ class Scheduler:
             raise TaskAlreadyRunning(task_id)
         self._jobs[task_id] = _Job(task_id, trigger=task.next_run_at)
         try:
-            run_id = await self._runs.start(task_id, self._clock.now())
+            # TaskAlreadyRunning here: it runs on another instance.
+            run_id = await self._runs.start(
+                task_id, self._clock.now(), instance_id=self._instance_id
+            )
         except BaseException:
             self._release(task_id)
             raise
@@ -202,27 +252,16 @@ class Scheduler:
     ) -> None:
         now = self._clock.now()
         try:
-            await self._runs.finish(run_id, status, response, error, now)
-            if error != SHUTDOWN_ERROR:
-                await self._reschedule(task.id, now)
+            if error == SHUTDOWN_ERROR:
+                # Not rescheduled: the occurrence is still due when the server is back.
+                await self._runs.finish(run_id, status, response, error, now)
+            else:
+                await self._runs.finish_and_reschedule(
+                    run_id, task.id, (status, response, error), now
+                )
         except Exception:
             log.exception("scheduler: recording the end of task %d failed", task.id)
         self._runs.completed(task.id, run_id, status, task.channel_id)
-
-    async def _reschedule(self, task_id: int, now: datetime) -> None:
-        # Read the task again: it may have been edited, toggled or deleted while it ran.
-        current = await self._store.tasks.get(task_id)
-        if current is None:
-            return
-        if current.type == "once":
-            await self._runs.disable(task_id, now)
-            return
-        try:
-            following = next_run(current.type, current.schedule, now)
-        except ScheduleError as err:
-            log.error("scheduler: task %d keeps its next run: %s", task_id, err)
-            return
-        await self._runs.set_next_run(task_id, following, current.enabled, now)
 
     async def _record_skip(self, task: Task, now: datetime) -> None:
         self._skipped += 1

@@ -7,7 +7,8 @@ stores such tasks and then fails every run): an unknown channel, an empty prompt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -16,8 +17,14 @@ from loop_server.domain import NewTask, Task, TaskRun
 from loop_server.events import TASK_CREATED, TASK_DELETED, TASK_UPDATED
 from loop_server.protocols import GlobalEventBroadcaster, TaskEdit
 from loop_server.schedule_math import ScheduleError, next_run
-from loop_server.services.errors import Invalid, NotFound, ServiceError, TaskNotFound
-from loop_server.store import Store
+from loop_server.services.errors import (
+    Invalid,
+    NotFound,
+    ServiceError,
+    TaskAlreadyRunning,
+    TaskNotFound,
+)
+from loop_server.store import ConstraintViolation, Store
 
 CHANNEL_NOT_FOUND = "channel not found"
 
@@ -39,6 +46,9 @@ def first_run(task_type: str, schedule: str, now: datetime) -> datetime:
     if task_type == "once" and when < now:
         raise ScheduleError(f"calculating next run: once time {schedule} is in the past")
     return when
+
+
+log = logging.getLogger("loop_server.scheduler")
 
 
 class TaskRunner(Protocol):
@@ -170,25 +180,63 @@ class TaskRunLog:
     async def close_interrupted(self, now: datetime, error_text: str) -> int:
         return await self._store.runs.close_interrupted(now, error_text)
 
-    async def start(self, task_id: int, now: datetime, status: str = "running") -> int:
-        return await self._store.runs.start(task_id, now, status=status)
+    async def close_orphaned(
+        self, stale_before: datetime, now: datetime, error_text: str, *, own: str | None = None
+    ) -> int:
+        return await self._store.runs.close_orphaned(stale_before, now, error_text, own=own)
 
-    async def start_many(self, task_ids: Sequence[int], now: datetime) -> list[int]:
-        return await self._store.runs.start_many(task_ids, now)
+    async def close_own(self, instance_id: str, now: datetime, error_text: str) -> int:
+        return await self._store.runs.close_own(instance_id, now, error_text)
+
+    async def heartbeat(self, instance_id: str, now: datetime) -> None:
+        await self._store.runs.heartbeat(instance_id, now)
+
+    async def start(
+        self, task_id: int, now: datetime, status: str = "running", instance_id: str = ""
+    ) -> int:
+        """``TaskAlreadyRunning`` when a running run is asked for and the task has one, on
+        this instance or another (the store's unique index says so)."""
+        try:
+            return await self._store.runs.start(
+                task_id, now, status=status, instance_id=instance_id
+            )
+        except ConstraintViolation as err:
+            if status == "running" and await self._store.tasks.get(task_id) is not None:
+                raise TaskAlreadyRunning(task_id) from err
+            raise
+
+    async def claim_due(
+        self, task_ids: Sequence[int], now: datetime, instance_id: str
+    ) -> list[tuple[int, int]]:
+        return await self._store.runs.claim_due(task_ids, now, instance_id)
 
     async def finish(
         self, run_id: int, status: str, response: str, error: str, now: datetime
     ) -> None:
         await self._store.runs.finish(run_id, status, response, error, now)
 
-    async def disable(self, task_id: int, now: datetime) -> None:
-        await self._store.tasks.set_enabled(task_id, False, now)
-
-    async def set_next_run(
-        self, task_id: int, next_run_at: datetime, enabled: bool, now: datetime
+    async def finish_and_reschedule(
+        self, run_id: int, task_id: int, outcome: tuple[str, str, str], now: datetime
     ) -> None:
-        await self._store.tasks.set_next_run(task_id, next_run_at, enabled, now)
+        """End the run and move its task to its next occurrence (a once-task is disabled)."""
+        await self._store.runs.finish_and_reschedule(run_id, task_id, outcome, now, _following(now))
 
     def completed(self, task_id: int, run_id: int, status: str, channel_id: str) -> None:
         if self._events is not None:
             self._events.broadcast_task_run_completed(task_id, run_id, status, channel_id)
+
+
+def _following(now: datetime) -> Callable[[Task], tuple[datetime, bool] | None]:
+    """What a run that ended at ``now`` does to its task, read again as it is then (it may have
+    been edited, toggled or deleted while it ran): a once-task is disabled, others move on."""
+
+    def decide(task: Task) -> tuple[datetime, bool] | None:
+        if task.type == "once":
+            return task.next_run_at, False
+        try:
+            return next_run(task.type, task.schedule, now), task.enabled
+        except ScheduleError as err:
+            log.error("scheduler: task %d keeps its next run: %s", task.id, err)
+            return None
+
+    return decide

@@ -20,10 +20,12 @@ from loop_server.store.errors import ChannelNotFound, ConstraintViolation, Store
 from loop_server.store.messages import MessageRepository
 from loop_server.store.runs import TaskRunRepository
 from loop_server.store.tasks import TaskRepository
+from loop_server.store.turns import ChannelTurnRepository
 
 __all__ = [
     "ChannelNotFound",
     "ChannelRepository",
+    "ChannelTurnRepository",
     "ConstraintViolation",
     "Database",
     "DatabaseStatistics",
@@ -46,6 +48,7 @@ class Store:
     messages: MessageRepository
     tasks: TaskRepository
     runs: TaskRunRepository
+    turns: ChannelTurnRepository
 
     @classmethod
     async def open(cls, path: Path, *, readers: int = 4, busy_timeout: float = 5.0) -> Store:
@@ -58,6 +61,7 @@ class Store:
             messages=MessageRepository(db, generation, messages_generation),
             tasks=TaskRepository(db),
             runs=TaskRunRepository(db),
+            turns=ChannelTurnRepository(db),
         )
 
     @classmethod
@@ -71,6 +75,7 @@ class Store:
             messages=MessageRepository(db),
             tasks=TaskRepository(db),
             runs=TaskRunRepository(db),
+            turns=ChannelTurnRepository(db),
         )
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ _COLUMNS = (
     "id, channel_id, guild_id, schedule, type, prompt, enabled, next_run_at, created_at,"
     " updated_at, template_name, auto_delete_sec"
 )
+TASK_COLUMNS = _COLUMNS  # for a run's transaction that reads its task (runs.py)
 
 
 def task_from_row(row: tuple[Any, ...]) -> Task:

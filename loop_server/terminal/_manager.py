@@ -57,6 +57,7 @@ class SessionManager:
         input_timeout: float = 10.0,
         kill_timeout: float = 10.0,
         coalesce_delay: float = 0.001,
+        instance: str = "",
     ) -> None:
         """``idle_timeout``: seconds a session may go without any viewer (``math.inf`` or 0:
         never reaped). ``read_size``: bytes per read of the exec socket (upstream reads 4 KiB;
@@ -64,7 +65,10 @@ class SessionManager:
         input write may wait for a process that does not read its terminal.
         ``coalesce_delay``: after a bulk read (a pty hands over about 4 KiB at a time when
         output floods), how long to let output pile up before the next read; small reads —
-        echo, prompts — are passed on at once whatever this is (0: never wait)."""
+        echo, prompts — are passed on at once whatever this is (0: never wait).
+        ``instance``: this server's name among several (docs/scale-out.md). A session lives in
+        the process that started it, so its id then carries that name (``<hex>@<instance>``)
+        and another instance asked for it can say where it is instead of "not found"."""
         self._launcher = launcher
         self._idle_timeout = idle_timeout if idle_timeout > 0 else math.inf
         self._history_bytes = history_bytes
@@ -74,6 +78,7 @@ class SessionManager:
         self._input_timeout = input_timeout
         self._kill_timeout = kill_timeout
         self._coalesce_delay = coalesce_delay
+        self._instance = instance
         self._sessions: dict[str, Session] = {}
         # Unregistered sessions whose process is still being killed.
         self._disposing: dict[str, Session] = {}
@@ -210,7 +215,7 @@ class SessionManager:
         Returns the container id."""
         if session_id not in self._sessions:
             await trio.lowlevel.checkpoint()
-            raise TerminalError("session not found")
+            raise TerminalError(self._not_here(session_id))
         session = self._unregister(session_id)
         # Finish even if the caller goes away: the session is already unregistered.
         with trio.CancelScope(shield=True):
@@ -247,12 +252,22 @@ class SessionManager:
     def _get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None:
-            raise TerminalError("session not found")
+            raise TerminalError(self._not_here(session_id))
         return session
 
+    def _not_here(self, session_id: str) -> str:
+        _, at, owner = session_id.rpartition("@")
+        if at and owner and owner != self._instance:
+            return (
+                f'session {session_id} is served by instance "{owner}":'
+                " open the terminal through that instance"
+            )
+        return "session not found"
+
     def _new_id(self) -> str:
+        suffix = f"@{self._instance}" if self._instance else ""
         while True:
-            session_id = secrets.token_hex(4)
+            session_id = secrets.token_hex(4) + suffix
             if session_id not in self._sessions:
                 return session_id
 

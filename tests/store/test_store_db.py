@@ -41,8 +41,8 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
                 "SELECT version, applied_at FROM schema_migrations ORDER BY version"
             ).fetchall()
         )
-    assert [v for v, _ in first] == [1, 2, 3, 4]
-    assert len(MIGRATIONS) == 4
+    assert [v for v, _ in first] == [1, 2, 3, 4, 5]
+    assert len(MIGRATIONS) == 5
 
     async with await Database.open(path) as db:
         second = await db.read(
@@ -71,6 +71,7 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
     # Same rows, same applied_at: nothing was re-applied.
     assert second == first
     assert tables == [
+        "channel_turns",
         "channels",
         "messages",
         "scheduled_tasks",
@@ -79,6 +80,8 @@ async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) 
         "task_run_logs",
     ]
     assert indexes == [
+        "channel_turns_channel_id_id",
+        "channel_turns_instance_id",
         "channels_dir_path_platform",
         "channels_parent_id",
         "messages_channel_id_id",

@@ -60,7 +60,7 @@ def admin(postgres_url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
 
 def test_every_migration_has_both_dialects() -> None:
     # One list of versions: each carries SQLite and PostgreSQL statements, none only one.
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4, 5]
     for migration in MIGRATIONS:
         assert migration.statements, migration.name
         assert migration.postgres, migration.name
@@ -68,10 +68,10 @@ def test_every_migration_has_both_dialects() -> None:
 
 async def test_migrations_applied_once_and_reopen_is_idempotent(postgres_url: str) -> None:
     async with await PostgresDatabase.open(postgres_url) as db:
-        assert await db.read(_versions) == [1, 2, 3, 4]
+        assert await db.read(_versions) == [1, 2, 3, 4, 5]
         stamps = await db.read(_applied_at)
     async with await PostgresDatabase.open(postgres_url) as db:
-        assert await db.read(_versions) == [1, 2, 3, 4]
+        assert await db.read(_versions) == [1, 2, 3, 4, 5]
         assert await db.read(_applied_at) == stamps  # nothing applied again
 
 
@@ -140,7 +140,7 @@ async def test_schema_matches_sqlite(postgres_url: str, tmp_path: Path) -> None:
     async with await PostgresDatabase.open(postgres_url) as db:
         on_postgres = await db.read(_schema_postgres)
     assert on_postgres == _schema_sqlite(tmp_path / "loop.db")
-    assert len(on_postgres["(indexes)"]) == 10
+    assert len(on_postgres["(indexes)"]) == 12
 
 
 async def test_column_types_give_what_sqlite_gives(postgres_url: str) -> None:
@@ -180,7 +180,7 @@ async def test_concurrent_openers_apply_each_migration_once(postgres_url: str) -
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
             nursery.start_soon(run)
-    assert sorted(v for applied in results for v in applied) == [1, 2, 3, 4]
+    assert sorted(v for applied in results for v in applied) == [1, 2, 3, 4, 5]
     # And two whole databases opening at once both come up on the finished schema.
     with trio.fail_after(RELEASE_TIMEOUT):
         async with trio.open_nursery() as nursery:
@@ -190,7 +190,7 @@ async def test_concurrent_openers_apply_each_migration_once(postgres_url: str) -
 
 async def _open_and_count(url: str) -> None:
     async with await PostgresDatabase.open(url) as db:
-        assert await db.read(_versions) == [1, 2, 3, 4]
+        assert await db.read(_versions) == [1, 2, 3, 4, 5]
 
 
 async def test_fresh_databases_opening_at_once(postgres_url: str) -> None:
@@ -209,7 +209,7 @@ async def test_newer_schema_is_refused(postgres_url: str) -> None:
         await PostgresDatabase.open(postgres_url)
     assert str(info.value) == (
         f"cannot open database {postgres_url}: database schema version 99 is newer than this"
-        " server knows (4); upgrade loop-server"
+        " server knows (5); upgrade loop-server"
     )
 
 

@@ -311,3 +311,27 @@ async def test_shutdown_kills_every_process(autojump_clock: trio.testing.MockClo
         assert manager.statistics().sessions == 0
         with pytest.raises(TerminalError, match=r"^terminal manager is not running$"):
             await manager.create_session("c1", [])
+
+
+async def test_an_instance_names_where_a_session_of_another_instance_lives(
+    nursery: trio.Nursery,
+) -> None:
+    # Several instances (docs/scale-out.md): session ids carry the instance that owns them.
+    launcher = FakeLauncher()
+    here = SessionManager(launcher, instance="instance-1")  # type: ignore[arg-type]
+    await nursery.start(here.run)
+    there = SessionManager(launcher, instance="instance-2")  # type: ignore[arg-type]
+    await nursery.start(there.run)
+    with trio.fail_after(DEADLINE):
+        session_id, _, _ = await there.create_session("c1", [])
+        hex_part, _, owner = session_id.partition("@")
+        assert owner == "instance-2" and int(hex_part, 16) >= 0 and len(hex_part) == 8
+        elsewhere = f'session {session_id} is served by instance "instance-2"'
+        with pytest.raises(TerminalError, match=elsewhere):
+            await here.attach_session(session_id)
+        with pytest.raises(TerminalError, match=elsewhere):
+            await here.stop_session(session_id)
+        with pytest.raises(TerminalError, match=r"^session not found$"):
+            await here.attach_session("0123abcd@instance-1")  # ours, but gone
+        viewer, _ = await there.attach_session(session_id)
+        assert viewer is not None
