@@ -6,8 +6,9 @@ from __future__ import annotations
 class StoreError(Exception):
     """The database could not do what was asked (unusable file, SQL failure, closed store).
 
-    ``sqlite3.Error`` never escapes the store: ``Database`` wraps it in this class (or a
-    subclass) with the original chained as ``__cause__``, so callers need one ``except``.
+    ``sqlite3.Error`` and ``psycopg.Error`` never escape the store: ``Database`` and
+    ``PostgresDatabase`` wrap them in this class (or a subclass) with the original chained as
+    ``__cause__``, so callers need one ``except``.
     """
 
 
