@@ -93,6 +93,23 @@ def _channel_turns(config: Config, store: Store, clock: Clock) -> ChannelTurns |
     )
 
 
+async def _memory_database(
+    config: Config, memory_config: MemoryConfig, store: Store
+) -> Database | None:
+    """Where the memory index lives: SQLite FTS5 tables, beside the store's on SQLite. On
+    PostgreSQL they go in a file of the instance's own (``<data-dir>/memory.db``): memory
+    indexes the files on this instance's machine, so its index is this instance's too."""
+    if not memory_config.enabled:
+        return None
+    if isinstance(store.db, Database):
+        return store.db
+    try:
+        return await Database.open(config.data_dir / "memory.db")
+    except StoreError as err:
+        log.error("memory disabled: %s", err)
+        return None
+
+
 def load_readme() -> str:
     return importlib.resources.files("loop_server").joinpath("README.md").read_text("utf-8")
 
@@ -208,7 +225,8 @@ async def run_server(
     # recorded (tests/hardening/test_shutdown.py).
     signal_handlers = contextlib.ExitStack()
     # The Redis client outlives the root nursery, so the relay can still publish what is queued
-    # when the root is cancelled (docs/events.md, "Across instances").
+    # when the root is cancelled (docs/events.md, "Across instances"); so does an instance's
+    # own memory database on PostgreSQL, which the cancelled watchers may still be using.
     shared_events = contextlib.AsyncExitStack()
     try:
         if handle_signals:
@@ -216,6 +234,9 @@ async def run_server(
                 trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
             )
         relay = await _open_relay(config, shared_events)
+        memory_db = await _memory_database(config, memory_config, store)
+        if memory_db is not None and memory_db is not store.db:
+            shared_events.push_async_callback(memory_db.close)
         async with trio.open_nursery() as root:
             handle = await _start_services(
                 root,
@@ -229,6 +250,7 @@ async def run_server(
                 commands_config,
                 tokens,
                 relay,
+                memory_db,
             )
             if handle_signals:
                 root.start_soon(_stop_on_signals, handle, received)
@@ -307,6 +329,7 @@ async def _start_services(
     commands_config: CommandsConfig,
     tokens: AgentTokens,
     relay: RedisRelay | None,
+    memory_db: Database | None,
 ) -> ServerHandle:
     """Build the object graph and start the long-lived services in ``root``."""
     hub = EventsHub()
@@ -361,13 +384,10 @@ async def _start_services(
     )
     channel_lister = StoreChannelLister(store, events=hub)
     memory = None
-    if memory_config.enabled and not isinstance(store.db, Database):
-        # Its index lives in SQLite tables (FTS5) beside the store's; none on PostgreSQL yet.
-        log.error("memory disabled: the memory index needs the SQLite store (database_url set)")
-    elif memory_config.enabled and isinstance(store.db, Database):
+    if memory_config.enabled and memory_db is not None:
         try:
             memory = await open_memory_indexer(
-                store.db, memory_config, claude_dir=config.claude_dir
+                memory_db, memory_config, claude_dir=config.claude_dir
             )
         except StoreError as err:  # e.g. an SQLite without FTS5: serve without memory
             log.error("memory disabled: %s", err)

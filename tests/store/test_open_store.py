@@ -58,11 +58,25 @@ async def test_server_keeps_its_state_in_postgres(postgres_url: str, tmp_path: P
                 async with await Store.open_postgres(postgres_url) as other:
                     await add_channel(other, "elsewhere", name="elsewhere", platform="local")
                 second = (await client.get("/api/channels")).json()
+                # Memory indexes this instance's files into a SQLite file of its own.
+                notes = tmp_path / "project"
+                (notes / "memory").mkdir(parents=True)
+                (notes / "memory" / "deploy.md").write_text(
+                    "# Deploying\n\nRun make deploy on Fridays.\n"
+                )
+                indexed = await client.post("/api/memory/index", json={"dir_path": str(notes)})
+                found = await client.post(
+                    "/api/memory/search", json={"query": "deploy fridays", "dir_path": str(notes)}
+                )
         finally:
             handle.shutdown()
     assert [c["channel_id"] for c in first] == [channel_id]
     assert [c["channel_id"] for c in second] == ["elsewhere", channel_id]
     assert not config.db_path.exists()
+    assert (indexed.status_code, found.status_code) == (200, 200), (indexed.text, found.text)
+    assert indexed.json()["count"] >= 1
+    assert [r["file_path"].endswith("deploy.md") for r in found.json()["results"]] == [True]
+    assert (config.data_dir / "memory.db").exists()
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute("SELECT name FROM channels WHERE channel_id = %s", (channel_id,))
         assert row.fetchone() == ("from-the-api",)
