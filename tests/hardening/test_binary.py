@@ -134,6 +134,39 @@ async def test_serves_readme_events_and_stops_on_sigterm(binary: Path, tmp_path:
     assert "Traceback" not in server.log_text()
 
 
+async def test_the_binary_scales_out_on_postgres_and_redis(
+    binary: Path, tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    # psycopg's C implementation (with its libpq) and coredis come from the bundle too.
+    env = bare_env(
+        tmp_path,
+        DOCKER_HOST=unreachable_docker(tmp_path),
+        LOOP_DATABASE_URL=postgres_url,
+        LOOP_REDIS_URL=redis_url,
+        LOOP_INSTANCE_ID="bundle-1",
+    )
+    data_dir = tmp_path / "data"
+    async with serve_process([str(binary), *serve_args(data_dir)], env, cwd=tmp_path) as server:
+        with trio.fail_after(60):
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                channel = await create_channel(http, "scaled")
+                async with connect_ws(server.port, f"/api/ws?channels={channel}") as ws:
+                    posted = await http.post(
+                        "/api/messages", json={"channel_id": channel, "content": "via redis"}
+                    )
+                    assert posted.status_code == 204
+                    # Global events (the channel's creation, containers) may come first.
+                    created = json.loads(await ws.get_message())
+                    while created["type"] != "message.created":
+                        created = json.loads(await ws.get_message())
+                    assert created["data"]["content"] == "via redis"
+                    assert created["seq"] >= 1
+                server.send_signal(signal.SIGTERM)
+            assert await server.wait() == 0, server.log_text()
+    assert not (data_dir / "loop.db").exists()  # the state is in PostgreSQL
+    assert "Traceback" not in server.log_text()
+
+
 async def test_the_binary_runs_the_mcp_bridge(
     binary: Path, server: ServerHandle, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
