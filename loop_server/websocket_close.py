@@ -31,5 +31,8 @@ SHUTDOWN_REASON = "server shutting down"
 #: 1001 too: the shared event stream began a new epoch (Redis lost its data), so every
 #: client reconnects and is told its replay is truncated.
 EPOCH_CHANGED_REASON = "events epoch changed"
+#: 1001 too: a client resuming on an instance that had not yet reached its ``since``, when that
+#: instance then found a gap in the shared stream covering it; reconnecting tells it to reload.
+REPLAY_GAP_REASON = "events missed, reconnect"
 SLOW_CONSUMER_REASON = "slow consumer"
 MESSAGE_TOO_BIG_REASON = "message too big"

@@ -56,6 +56,7 @@ CLOSE_SLOW_CONSUMER = websocket_close.SLOW_CONSUMER
 SLOW_CONSUMER_REASON = websocket_close.SLOW_CONSUMER_REASON
 SHUTDOWN_REASON = websocket_close.SHUTDOWN_REASON
 EPOCH_CHANGED_REASON = websocket_close.EPOCH_CHANGED_REASON
+REPLAY_GAP_REASON = websocket_close.REPLAY_GAP_REASON
 
 DEFAULT_QUEUE_SIZE = 256
 DEFAULT_HISTORY_SIZE = 1000
@@ -120,6 +121,8 @@ class EventsHub:
         # Relay mode: where broadcasts go instead of being delivered here (None: this process
         # only, the default).
         self._outbound: Callable[[OutboundEvent], None] | None = None
+        # Relay mode: subscriptions resuming after a seq this hub has not reached yet, by it.
+        self._waiting: dict[Subscription, int] = {}
 
     @property
     def epoch(self) -> str:
@@ -153,22 +156,35 @@ class EventsHub:
         joining the fan-out happen here without a checkpoint in between. When that replay is
         impossible (``since`` older than what is retained, from another epoch, or ahead of
         this run) the subscription has ``replay_truncated`` set and starts live.
+
+        In relay mode a ``since`` of this epoch a little ahead of this hub (another instance
+        delivered it first; this one's reader is a moment behind) is not truncated: the
+        subscription joins the fan-out once this hub reaches ``since``.
         """
         channel_set = _channel_filter(channels)
         backlog: list[Event] = []
         truncated = False
-        if since is not None:
+        ahead = (
+            self._outbound is not None
+            and since is not None
+            and epoch == self._epoch
+            and self._seq < since <= self._seq + self.history_size
+        )
+        if since is not None and not ahead:
             backlog, truncated = self._replay(since, epoch, channel_set)
         subscription = Subscription(
             channel_set,
             queue_size if queue_size is not None else self._queue_size,
             self._forget,
             backlog=backlog,
-            start_seq=self._seq,
+            start_seq=since if ahead and since is not None else self._seq,
             replay_truncated=truncated,
         )
         self._registered[subscription] = None
-        self._index(subscription)
+        if ahead and since is not None:
+            self._waiting[subscription] = since
+        else:
+            self._index(subscription)
         self._changed.unpark_all()
         if self._shutdown is not None:
             # Registered during shutdown: it ends at once, the way every other one did.
@@ -183,6 +199,9 @@ class EventsHub:
         """Replace the filter (the client's ``subscribe`` message): exactly ``channels``;
         ``None`` or empty means every channel."""
         if subscription not in self._registered:
+            return
+        if subscription in self._waiting:
+            subscription._channels = _channel_filter(channels)
             return
         self._unindex(subscription)
         subscription._channels = _channel_filter(channels)
@@ -207,6 +226,7 @@ class EventsHub:
         # Called by Subscription.close(): whoever closes it, the hub stops delivering to it.
         if subscription in self._registered:
             del self._registered[subscription]
+            self._waiting.pop(subscription, None)
             self._unindex(subscription)
             self._coalesced_by_closed += subscription.coalesced
             self._changed.unpark_all()
@@ -292,8 +312,12 @@ class EventsHub:
         self._published += 1
         self._history.append(event)
         overflowed: list[Subscription] = []
+        if self._waiting:
+            self._join_waiting(event.seq)
         if event.is_global:
             receivers: Iterable[Subscription] = self._registered
+            if self._waiting:
+                receivers = [s for s in self._registered if s not in self._waiting]
         else:
             targeted = self._by_channel.get(event.channel_id)
             receivers = self._all if targeted is None else itertools.chain(self._all, targeted)
@@ -308,6 +332,13 @@ class EventsHub:
                 "events hub: slow consumer closed",
                 extra={"queue_size": subscription._queue_size},
             )
+
+    def _join_waiting(self, seq: int) -> None:
+        # Before the fan-out of ``seq``: a subscription waiting for ``since`` gets what follows.
+        for subscription, since in list(self._waiting.items()):
+            if since < seq:
+                del self._waiting[subscription]
+                self._index(subscription)
 
     # -- relay mode (several instances; events/_redis_relay.py) -----------------------------
 
@@ -354,6 +385,9 @@ class EventsHub:
             return None
         if seq != self._seq + 1:
             self._history.clear()
+            # A waiting subscription's events may be in the gap: it reconnects and is told.
+            for subscription in [s for s, since in self._waiting.items() if since < seq - 1]:
+                subscription.close(CLOSE_GOING_AWAY, REPLAY_GAP_REASON)
         event = Event(
             seq,
             event_type,

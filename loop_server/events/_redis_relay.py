@@ -163,7 +163,7 @@ class RedisRelay:
         except (trio.WouldBlock, trio.ClosedResourceError):
             self._dropped += 1
             if not self._dropping:
-                # Once until the next batch goes out: an outage must not log per event.
+                # Once until the queue has drained: an outage or overload must not log per event.
                 self._dropping = True
                 logger.error(
                     "events relay: outbound queue full or relay stopped, dropping events",
@@ -276,7 +276,9 @@ class RedisRelay:
         else:
             self._published += len(batch)
         self._in_flight = None
-        self._dropping = False
+        if self._receive.statistics().current_buffer_used == 0:
+            # Caught up: a later overflow is a new episode and is logged again.
+            self._dropping = False
 
     async def _flush(self) -> None:
         while True:

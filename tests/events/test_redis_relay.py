@@ -19,7 +19,7 @@ from loop_server.events._envelope import encode_data, encode_envelope, envelope_
 from loop_server.events._event import OutboundEvent
 from loop_server.events._redis_relay import RedisRelay, RelayUnavailable, open_redis_relay
 from loop_server.events._redis_stream import EPOCH_KEY, STREAM_KEY
-from loop_server.websocket_close import EPOCH_CHANGED_REASON
+from loop_server.websocket_close import EPOCH_CHANGED_REASON, REPLAY_GAP_REASON
 from tests.services.servers import RedisServer, free_port
 
 DEADLINE = 20
@@ -292,3 +292,37 @@ async def test_outbound_queue_full_drops_and_counts(
 async def test_shared_epoch_key(redis_url: str) -> None:
     async with relayed_hub(redis_url) as (a, _), redis_client(redis_url) as client:
         assert (await client.get(EPOCH_KEY)) == a.epoch.encode()
+
+
+async def test_resume_ahead_of_a_lagging_instance(redis_url: str) -> None:
+    """A client saw seq 2 on A and reconnects to B before B's reader has it: no truncation, B
+    starts the subscription once it reaches seq 2."""
+    async with relayed_hub(redis_url) as (a, _), relayed_hub(redis_url) as (b, _):
+        resumed = b.register(since=2, epoch=a.epoch)
+        assert not resumed.replay_truncated
+        assert resumed.start_seq == 2
+        on_b = b.register()
+        a.broadcast("message.created", "C1", {"i": 1})
+        a.broadcast_channel_created("", "C2")  # global: not before its turn either
+        a.broadcast("message.created", "C1", {"i": 3})
+        a.broadcast_channel_created("", "C4")
+        await receive(on_b, 4)
+        assert seqs(await receive(resumed, 2)) == [3, 4]
+        # Far ahead (more than the history) is still truncated.
+        assert b.register(since=b.seq + b.history_size + 1, epoch=a.epoch).replay_truncated
+
+
+def test_waiting_subscription_closed_by_a_gap() -> None:
+    hub = EventsHub(history_size=100)
+    handed: list[OutboundEvent] = []
+    hub.relay_through(handed.append, "E")
+    waiting = hub.register(["C1"], since=3, epoch="E")
+    hub.set_channels(waiting, ["C2"])  # still waiting: not indexed early
+    hub.deliver_shared(1, "message.created", "C2", b"{}", 1)
+    assert waiting.queued == 0
+    # seq 2..5 never arrive: the events after since=3 are lost to this hub.
+    hub.deliver_shared(6, "message.created", "C2", b"{}", 1)
+    assert (waiting.close_code, waiting.close_reason) == (CLOSE_GOING_AWAY, REPLAY_GAP_REASON)
+    assert hub.statistics().subscribers == 0
+    hub.broadcast("message.created", "C2", {"x": 1})
+    assert [e.type for e in handed] == ["message.created"]
