@@ -65,6 +65,9 @@ DEFAULT_READ_COUNT = 512
 DEFAULT_BLOCK_MS = 1_000
 DEFAULT_FLUSH_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+#: The stream keeps at least this many entries whatever the history size: a reader that falls
+#: further behind than the stream is long finds a gap, and a few MB of Redis are cheaper.
+MIN_STREAM_LENGTH = 10_000
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 2.0
 
@@ -255,7 +258,7 @@ class RedisRelay:
         batch_no, batch = self._in_flight
         args: list[str | bytes | int] = [
             secrets.token_hex(8),  # the epoch to create if Redis has none (lost its data)
-            self._history_size,
+            max(self._history_size, MIN_STREAM_LENGTH),
             batch_no,
         ]
         for event in batch:

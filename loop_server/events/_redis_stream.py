@@ -4,7 +4,7 @@ entry back. No I/O here; ``_redis_relay`` does the talking.
 * ``loop:events`` — a stream; entry ID ``<seq>-0``, so the ID *is* the event's ``seq`` and
   ``XREAD`` after ``<seq>-0`` is "everything after ``seq``". Fields: ``e`` epoch, ``t`` type,
   ``c`` channel id, ``g`` ``1`` for a global event, ``ts`` timestamp (ms), ``d`` the data JSON.
-  Trimmed with ``MAXLEN ~ <history>`` as entries are added.
+  Trimmed with ``MAXLEN ~ <max(history, 10000)>`` as entries are added.
 * ``loop:events:seq`` — the last ``seq`` given.
 * ``loop:events:epoch`` — the shared epoch (16 hex characters). Created by whoever needs it
   first (``SET NX``); a Redis that lost its data has none, and the next one created starts a new
