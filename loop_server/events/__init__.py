@@ -34,6 +34,7 @@ from loop_server.events._hub import (
     EventsHub,
     HubStatistics,
 )
+from loop_server.events._pacer import WritePacer
 from loop_server.events._redis_relay import (
     RedisRelay,
     RelayStatistics,
@@ -70,6 +71,7 @@ __all__ = [
     "RelayStatistics",
     "RelayUnavailable",
     "Subscription",
+    "WritePacer",
     "encode_hello",
     "encode_replay_truncated",
     "open_redis_relay",

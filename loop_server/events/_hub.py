@@ -47,6 +47,7 @@ from loop_server.events._global import (
     task_data,
     task_run_data,
 )
+from loop_server.events._pacer import WritePacer
 from loop_server.events._subscription import Subscription
 
 logger = logging.getLogger("loop_server.events")
@@ -60,6 +61,7 @@ REPLAY_GAP_REASON = websocket_close.REPLAY_GAP_REASON
 
 DEFAULT_QUEUE_SIZE = 256
 DEFAULT_HISTORY_SIZE = 1000
+HURRY_AFTER_EVENTS = 32
 
 
 def _wall_clock_ms() -> int:
@@ -104,6 +106,13 @@ class EventsHub:
         if history_size < 0:
             raise ValueError("history_size must not be negative")
         self._queue_size = queue_size
+        # Events published since the writers' last wave, at which the next one is hurried:
+        # half the smallest queue, so pacing alone never overflows one (4008), and at most
+        # HURRY_AFTER_EVENTS: more per wave-up saves little, and a publisher that waits for
+        # its events to arrive (a window) must not wait for the gap.
+        self._hurry_after = max(1, min(HURRY_AFTER_EVENTS, queue_size // 2))
+        #: When the connections' writers flush (``_pacer.py``).
+        self.pacer = WritePacer(self._current_seq)
         self._clock_ms = clock_ms
         self._epoch = epoch if epoch is not None else secrets.token_hex(8)
         self._seq = 0
@@ -128,6 +137,9 @@ class EventsHub:
     def epoch(self) -> str:
         """Identifies this run of the server: ``seq`` values only compare within one epoch."""
         return self._epoch
+
+    def _current_seq(self) -> int:
+        return self._seq
 
     @property
     def history_size(self) -> int:
@@ -172,6 +184,8 @@ class EventsHub:
         )
         if since is not None and not ahead:
             backlog, truncated = self._replay(since, epoch, channel_set)
+        if queue_size is not None:
+            self._hurry_after = min(self._hurry_after, max(1, queue_size // 2))
         subscription = Subscription(
             channel_set,
             queue_size if queue_size is not None else self._queue_size,
@@ -324,6 +338,8 @@ class EventsHub:
         for subscription in receivers:
             if not subscription._offer(event):
                 overflowed.append(subscription)
+        if event.seq - self.pacer.wave_seq >= self._hurry_after:
+            self.pacer.hurry()
         # Closed after the loops: closing changes the dicts being iterated.
         for subscription in overflowed:
             self._slow_closed += 1
@@ -404,6 +420,7 @@ class EventsHub:
         and learns (``replay_truncated``) that it must reload. Returns how many were closed."""
         self._epoch = epoch
         self._seq = 0
+        self.pacer.wave_seq = -1
         self._history.clear()
         subscriptions = list(self._registered)
         for subscription in subscriptions:

@@ -3,8 +3,9 @@
 The connection's nursery owns three tasks:
 
 * the writer drains the subscription's memory channel — everything queued, in one batch — and
-  writes the batch's shared, pre-framed bytes with one ``send_all``. A failed write ends the
-  writer, which cancels the nursery; ``finally`` unregisters;
+  writes the batch's shared, pre-framed bytes with one ``send_all``, when the hub's pacer says
+  so (at once while events are sparse; in waves while they are dense: ``events/_pacer.py``).
+  A failed write ends the writer, which cancels the nursery; ``finally`` unregisters;
 * the reader runs the WebSocket core (client frames, subscribe messages, ping, close, limits)
   and ends the connection when the WebSocket is over;
 * the watchdog gives the connection the close timeout once the hub closes the subscription
@@ -14,6 +15,7 @@ The connection's nursery owns three tasks:
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 
 import trio
 
@@ -23,6 +25,8 @@ from loop_server.serving._events_protocol import parse_subscribe
 from loop_server.serving._websocket import WebSocket
 
 logger = logging.getLogger("loop_server.events")
+
+_by_seq = attrgetter("seq")
 
 
 class EventsConnection:
@@ -72,9 +76,21 @@ class EventsConnection:
                 data = opening
             await websocket.send(data)
             self._opened.set()
+            pacer = self._hub.pacer
+            batch = await subscription.receive_batch()
             while True:
-                data = b"".join(_frames(await subscription.receive_batch()))
-                await websocket.send(data)
+                if batch[-1].seq > pacer.wave_seq:
+                    await pacer.wait_turn(batch[-1].seq)
+                    batch = _with_queued(subscription, batch)
+                await websocket.send(b"".join(_frames(batch)))
+                if pacer.behind:
+                    await pacer.next_wave()
+                    try:
+                        batch = subscription.receive_batch_nowait()
+                        continue
+                    except trio.WouldBlock:
+                        pass
+                batch = await subscription.receive_batch()
         except trio.EndOfChannel:
             # Closed by the hub (slow consumer, shutdown): start the closing handshake.
             code = subscription.close_code
@@ -99,6 +115,19 @@ class EventsConnection:
         await self._subscription.wait_closed()
         deadline = trio.current_time() + self._close_timeout
         self._scope.deadline = min(self._scope.deadline, deadline)
+
+
+def _with_queued(subscription: Subscription, batch: list[Event]) -> list[Event]:
+    """``batch`` and whatever was queued after it, in ``seq`` order. Raises
+    ``trio.EndOfChannel`` when the subscription was closed meanwhile: nothing is written
+    after a close."""
+    try:
+        more = subscription.receive_batch_nowait()
+    except trio.WouldBlock:
+        return batch
+    batch += more
+    batch.sort(key=_by_seq)
+    return batch
 
 
 def _frames(events: list[Event]) -> list[bytes]:

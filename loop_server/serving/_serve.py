@@ -32,6 +32,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from loop_server.events import WritePacer
 from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
 from loop_server.serving import _reason_phrase as reason_phrase
 from loop_server.serving._agent_socket import AgentSocketApp
@@ -104,8 +105,12 @@ async def serve(
             terminal.authorize, terminal.services is not None, "terminal"
         )
     fallback: Any = WebSocketFallback(asgi_app, routes, policy)
+    agent_side: Any = AgentSocketApp(asgi_app)
+    if events.hub is not None:
+        fallback = _PacingWith(fallback, events.hub.pacer)
+        agent_side = _PacingWith(agent_side, events.hub.pacer)
     app = wrap_app(fallback, hyper_config.wsgi_max_body_size, "asgi")
-    agent_app = wrap_app(AgentSocketApp(asgi_app), hyper_config.wsgi_max_body_size, "asgi")
+    agent_app = wrap_app(agent_side, hyper_config.wsgi_max_body_size, "asgi")
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(app, hyper_config, lifespan_state)
     context = WorkerContext(hyper_config.max_requests)
@@ -289,6 +294,25 @@ class _Router:
             # One connection's bug must not take the listener (and every other one) down.
             logger.exception("%s connection failed", kind)
             await trio.aclose_forcefully(stream)
+
+
+class _PacingWith:
+    """Tells the events hub's pacer while HTTP requests are being served: the ``/api/ws``
+    writers then write in waves that leave the requests their turns (``events/_pacer.py``)."""
+
+    def __init__(self, app: Any, pacer: WritePacer) -> None:
+        self._app = app
+        self._pacer = pacer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        self._pacer.request_started()
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._pacer.request_finished()
 
 
 async def _accept_connections(
