@@ -69,6 +69,7 @@ class WritePacer:
         self._gap = floor
         self._releasing = False
         self._requests = 0
+        self._hurried = False
         self._lot = trio.lowlevel.ParkingLot()
         self._leader_scope: trio.CancelScope | None = None
         self.waves = 0
@@ -99,9 +100,11 @@ class WritePacer:
         return self._published_seq() > self.wave_seq and self.dense
 
     def hurry(self) -> None:
-        """Start the next wave now (queues are filling up)."""
+        """Start the next wave as soon as the one being released is out (queues are filling
+        up)."""
+        self._hurried = True
         self._next_wave_at = -math.inf
-        if self._leader_scope is not None:
+        if self._leader_scope is not None and not self._releasing:
             self._leader_scope.cancel()
 
     async def wait_turn(self, newest_seq: int) -> None:
@@ -128,10 +131,9 @@ class WritePacer:
         # This writer waits for the wave on behalf of all, then releases them. After a quiet
         # spell the wave is due now: the deadline passes at the next scheduler pass, once the
         # other writers woken by the same event have parked behind this one.
-        due = max(self._next_wave_at, trio.current_time())
-        if self._releasing:
-            # The wave before is still being released: this one follows it.
-            due = max(due, trio.current_time() + self._floor)
+        # While the wave before is still being released, this one waits for it to end: its
+        # leader then sets when this one is due (``_plan_next``).
+        due = math.inf if self._releasing else max(self._next_wave_at, trio.current_time())
         scope = self._leader_scope = trio.CancelScope(deadline=due)
         try:
             with scope:
@@ -161,12 +163,15 @@ class WritePacer:
         # Events published while this wave was released mean other work competes with the
         # writers: the next wave waits ``ratio`` times this one's duration. None: the next
         # event goes at once.
-        if self._published_seq() > self.wave_seq:
-            took = trio.current_time() - started
-            self._gap = min(self._ceiling, max(self._floor, self._ratio * took))
+        now = trio.current_time()
+        if self._published_seq() > self.wave_seq and not self._hurried:
+            self._gap = min(self._ceiling, max(self._floor, self._ratio * (now - started)))
             self._next_wave_at = started + self._gap
         else:
             self._next_wave_at = -math.inf
+        if self._leader_scope is not None:
+            # The next wave's leader has been waiting for this release to end.
+            self._leader_scope.deadline = max(self._next_wave_at, now)
 
     def _swap_lot(self) -> trio.lowlevel.ParkingLot:
         # Writers arriving from now on wait for the wave after this one.
@@ -177,4 +182,5 @@ class WritePacer:
         now = trio.current_time()
         self.wave_seq = self._published_seq()
         self.waves += 1
+        self._hurried = False
         return now

@@ -270,3 +270,36 @@ async def test_a_dense_stream_is_written_in_waves_whole_and_in_order(
             _, code, _ = await client.receive_until_close()
             assert code == 1000
             await client.aclose()
+
+
+async def test_a_wave_waits_for_the_one_being_released(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seq = Seq()
+    pacer = WritePacer(seq, floor=0.01, ceiling=0.5, ratio=4.0, chunk=1)
+    pacer.request_started()
+    seq.value = 1
+    first_wave: list[float] = []
+    second_wave: list[float] = []
+
+    async def later_writer() -> None:
+        await pacer.wait_turn(2)
+        second_wave.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+
+        async def writer(index: int) -> None:
+            await pacer.wait_turn(1)
+            first_wave.append(trio.current_time())
+            autojump_clock.jump(0.01)
+            if index == 0:
+                # Published while wave 1 is still being released: its writer leads wave 2.
+                seq.value = 2
+                nursery.start_soon(later_writer)
+
+        for index in range(6):
+            nursery.start_soon(writer, index)
+    assert len(first_wave) == 6 and len(second_wave) == 1
+    assert pacer.waves == 2
+    # Wave 2 began only after wave 1's release was over, and then waited its gap.
+    assert second_wave[0] >= max(first_wave) + 0.01
