@@ -108,8 +108,8 @@ class EventsHub:
         self._queue_size = queue_size
         # Events published since the writers' last wave, at which the next one is hurried:
         # half the smallest queue, so pacing alone never overflows one (4008), and at most
-        # HURRY_AFTER_EVENTS: more per wave-up saves little, and a publisher that waits for
-        # its events to arrive (a window) must not wait for the gap.
+        # HURRY_AFTER_EVENTS: more per wave saves little, and a publisher that waits for its
+        # events to arrive (a window) must not wait for the gap.
         self._hurry_after = max(1, min(HURRY_AFTER_EVENTS, queue_size // 2))
         #: When the connections' writers flush (``_pacer.py``).
         self.pacer = WritePacer(self._current_seq)

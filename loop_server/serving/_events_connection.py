@@ -4,7 +4,8 @@ The connection's nursery owns three tasks:
 
 * the writer drains the subscription's memory channel — everything queued, in one batch — and
   writes the batch's shared, pre-framed bytes with one ``send_all``, when the hub's pacer says
-  so (at once while events are sparse; in waves while they are dense: ``events/_pacer.py``).
+  so (at once when no HTTP request is being served; in waves while requests are:
+  ``events/_pacer.py``).
   A failed write ends the writer, which cancels the nursery; ``finally`` unregisters;
 * the reader runs the WebSocket core (client frames, subscribe messages, ping, close, limits)
   and ends the connection when the WebSocket is over;
