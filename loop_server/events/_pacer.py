@@ -66,7 +66,6 @@ class WritePacer:
         #: Events up to this seq belong to the wave under way: their writers need not wait.
         self.wave_seq = -1
         self._next_wave_at = -math.inf
-        self._gap = floor
         self._releasing = False
         self._requests = 0
         self._hurried = False
@@ -165,8 +164,8 @@ class WritePacer:
         # event goes at once.
         now = trio.current_time()
         if self._published_seq() > self.wave_seq and not self._hurried:
-            self._gap = min(self._ceiling, max(self._floor, self._ratio * (now - started)))
-            self._next_wave_at = started + self._gap
+            gap = min(self._ceiling, max(self._floor, self._ratio * (now - started)))
+            self._next_wave_at = started + gap
         else:
             self._next_wave_at = -math.inf
         if self._leader_scope is not None:

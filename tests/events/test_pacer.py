@@ -61,6 +61,28 @@ async def release_writers(pacer: WritePacer, newest: int, writers: int) -> list[
     return released
 
 
+async def release_busy_writers(
+    pacer: WritePacer,
+    seq: Seq,
+    clock: trio.testing.MockClock,
+    *,
+    writers: int,
+    each: float,
+) -> None:
+    """``writers`` writers holding events up to ``seq.value``; once let go, each takes
+    ``each`` seconds of virtual time and publishes one more event."""
+    newest = seq.value
+
+    async def writer() -> None:
+        await pacer.wait_turn(newest)
+        clock.jump(each)
+        seq.value += 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(writers):
+            nursery.start_soon(writer)
+
+
 async def test_while_a_request_is_served_writers_go_together_in_one_led_wave(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -88,16 +110,8 @@ async def test_events_published_during_a_wave_wait_for_the_gap(
     pacer.request_started()
     seq.value = 1
     started = trio.current_time()
-
-    async def busy_writer() -> None:
-        await pacer.wait_turn(1)
-        # Other work runs between chunks: time passes and events are published meanwhile.
-        autojump_clock.jump(0.01)
-        seq.value += 1
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(5):
-            nursery.start_soon(busy_writer)
+    # Other work runs between chunks: time passes and events are published meanwhile.
+    await release_busy_writers(pacer, seq, autojump_clock, writers=5, each=0.01)
     assert pacer.waves == 1
     assert pacer.dense and pacer.behind
     later = await release_writers(pacer, seq.value, 3)
@@ -115,15 +129,8 @@ async def test_the_gap_stays_within_its_bounds(autojump_clock: trio.testing.Mock
     pacer.request_started()
     seq.value = 1
     started = trio.current_time()
-
-    async def slow_writer() -> None:
-        await pacer.wait_turn(1)
-        autojump_clock.jump(0.1)  # a very slow wave: 4× would be far past the ceiling
-        seq.value += 1
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(3):
-            nursery.start_soon(slow_writer)
+    # A very slow wave: 4× its release would be far past the ceiling.
+    await release_busy_writers(pacer, seq, autojump_clock, writers=3, each=0.1)
     later = await release_writers(pacer, seq.value, 2)
     # The wave's start plus the ceiling is already past: the next wave is due at once.
     assert set(later) == {trio.current_time()}
