@@ -114,8 +114,9 @@ class AgentRunner:
             # Logs (once) when the image went missing or stale; a missing one fails below.
             await self._image.refresh()
         try:
-            await prepare_mounts(self._containers, request.channel_id, request.work_dir)
+            # The engine first: without one, the dirs would be prepared for nothing.
             client = await self._engine.client()
+            await prepare_mounts(self._containers, request.channel_id, request.work_dir)
         except EngineError as err:
             raise AgentError(str(err)) from err
         argv = claude_command(

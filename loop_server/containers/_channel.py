@@ -111,16 +111,23 @@ async def prepare_mounts(settings: ContainerSettings, channel_id: str, work_dir:
     bridge = None
     if settings.socket_dir:
         bridge = bridge_entry(settings.bridge_command, channel_id, settings.socket_name)
+    # One worker thread for both dirs: each hop costs more than the file work here.
+    await trio.to_thread.run_sync(_prepare_dirs, work_dir, channel_id, bridge, settings.claude_dir)
+
+
+def _prepare_dirs(
+    work_dir: str, channel_id: str, bridge: dict[str, object] | None, claude_dir: str
+) -> None:
     try:
-        await trio.to_thread.run_sync(prepare_work_dir, work_dir, channel_id, bridge)
+        prepare_work_dir(work_dir, channel_id, bridge)
     except OSError as err:  # e.g. the channel's dir_path names a file, or is not writable
         raise EngineError(f"preparing work dir {work_dir}: {err.strerror or err}") from err
-    if settings.claude_dir:
+    if claude_dir:
         try:
-            await trio.to_thread.run_sync(prepare_claude_dir, settings.claude_dir)
+            prepare_claude_dir(claude_dir)
         except OSError as err:
             reason = err.strerror or err
-            raise EngineError(f"preparing claude dir {settings.claude_dir}: {reason}") from err
+            raise EngineError(f"preparing claude dir {claude_dir}: {reason}") from err
 
 
 async def issue_token(settings: ContainerSettings, channel_id: str) -> AgentToken | None:

@@ -17,6 +17,11 @@ import trio
 
 T = TypeVar("T")
 
+#: After a failed connect, callers within this many seconds get the same error at once: with no
+#: engine, every stored message's run and every channel listing would otherwise pay a thread
+#: hop and a refused connect (most of a request's CPU here) to learn the same thing.
+RECONNECT_AFTER_SEC = 1.0
+
 
 def _clear_tracebacks(err: BaseException) -> None:
     """Drop the local variables of every frame in ``err``'s traceback and in those of its
@@ -49,17 +54,31 @@ class DockerEngine:
         # Bumped as each call() ends: lets a cache of container state (RunningChannels) know
         # that this server itself may have changed something since it last listed.
         self.calls_finished = 0
+        self._unreachable: tuple[float, str] | None = None  # (when, why) of the last failure
 
     async def client(self) -> docker.DockerClient:
         if self._client is not None:
             return self._client
+        self._raise_if_recently_unreachable()
         async with self._connecting:
             return await self._connect()
+
+    def _raise_if_recently_unreachable(self) -> None:
+        if self._unreachable is not None:
+            failed_at, why = self._unreachable
+            if trio.current_time() - failed_at < RECONNECT_AFTER_SEC:
+                raise EngineError(why)
 
     async def _connect(self) -> docker.DockerClient:
         if self._client is not None:  # another caller connected while we waited
             return self._client
-        client = await trio.to_thread.run_sync(self._open_client, limiter=self._limiter)
+        self._raise_if_recently_unreachable()  # a caller ahead of us just failed
+        try:
+            client = await trio.to_thread.run_sync(self._open_client, limiter=self._limiter)
+        except EngineError as err:
+            self._unreachable = (trio.current_time(), str(err))
+            raise
+        self._unreachable = None
         self._client = client
         return client
 

@@ -15,7 +15,9 @@ How it stays right:
   ``calls_finished``; when it moved since the last listing, the next query lists once again
   instead of trusting an event that may still be on its way.
 * Changes made by anyone else show up as soon as Docker delivers their event (milliseconds).
-* While the stream is down (engine unreachable, restarting), each query lists, as before.
+* While the stream is down (engine restarting, a request refused), each query lists, as
+  before. With no engine at all, a query shows no container running, and the engine's connect
+  is retried at most once a second (``DockerEngine``), not by every query.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import trio
 
-from loop_server.containers._engine import DockerEngine
+from loop_server.containers._engine import DockerEngine, EngineError
 from loop_server.containers._labels import CHANNEL_LABEL
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,13 @@ class RunningChannels:
         if self._stale():
             async with self._listing:
                 if self._stale():  # unless a query ahead of us just listed
-                    await self._reconcile()
+                    try:
+                        await self._reconcile()
+                    except EngineError:
+                        # No engine: no container of ours can be seen running. The event
+                        # follower logs the outage once; a warning per listing would only
+                        # repeat it.
+                        return set()
         return set(self._running.values())
 
     def known_running(self) -> set[str]:

@@ -198,8 +198,9 @@ class PostgresDatabase:
     ) -> None:
         await self.close()
 
-    async def read(self, fn: Callable[[PostgresSession], T]) -> T:
-        """Run ``fn`` in one READ ONLY transaction."""
+    async def read(self, fn: Callable[[PostgresSession], T], *, keyed: bool = False) -> T:
+        """Run ``fn`` in one READ ONLY transaction (in a worker thread, ``keyed`` or not: a
+        PostgreSQL read waits on the network)."""
         return await self._call(fn, "read")
 
     async def write(self, fn: Callable[[PostgresSession], T]) -> T:

@@ -157,7 +157,7 @@ class ChannelRepository:
             ).fetchone()
             return None if row is None else channel_from_row(row)
 
-        return await self._db.read(query)
+        return await self._db.read(query, keyed=True)
 
     async def get_by_dir_path(self, dir_path: str, platform: str) -> Channel | None:
         """The top-level channel for a directory on a platform; threads are never returned."""
@@ -172,7 +172,7 @@ class ChannelRepository:
             ).fetchone()
             return None if row is None else channel_from_row(row)
 
-        return await self._db.read(query)
+        return await self._db.read(query, keyed=True)
 
     async def upsert(self, channel: ChannelUpsert, now: datetime) -> Channel:
         """Insert, or update the existing row with the same channel_id; return the stored row.

@@ -7,7 +7,7 @@ from typing import Any
 
 from loop_server.domain import Message, NewMessage
 from loop_server.memo import Memo
-from loop_server.store._sql import SqlConnection, StoreDatabase
+from loop_server.store._sql import KEYED_ROWS, SqlConnection, StoreDatabase
 from loop_server.store.channels import ChannelsGeneration, MessagesGeneration
 from loop_server.store.errors import ChannelNotFound
 from loop_server.timefmt import from_db, to_db
@@ -220,11 +220,15 @@ class MessageRepository:
 
     async def _read_page(self, channel_id: str, cursor: int, limit: int) -> list[Message]:
         memo = self._decoded
-        return await self._db.read(lambda conn: _newest(conn, channel_id, cursor, limit, memo))
+        return await self._db.read(
+            lambda conn: _newest(conn, channel_id, cursor, limit, memo), keyed=limit <= KEYED_ROWS
+        )
 
     async def recent(self, channel_id: str, limit: int) -> list[Message]:
         """The newest ``limit`` messages in chronological order (oldest first), for prompts."""
         _check_limit(limit)
-        newest_first = await self._db.read(lambda conn: _newest(conn, channel_id, 0, limit))
+        newest_first = await self._db.read(
+            lambda conn: _newest(conn, channel_id, 0, limit), keyed=limit <= KEYED_ROWS
+        )
         newest_first.reverse()
         return newest_first

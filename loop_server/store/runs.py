@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from loop_server.domain import Task, TaskRun
-from loop_server.store._sql import SqlConnection, StoreDatabase
+from loop_server.store._sql import KEYED_ROWS, SqlConnection, StoreDatabase
 from loop_server.store.tasks import TASK_COLUMNS, task_from_row
 from loop_server.timefmt import from_db, to_db
 
@@ -216,7 +216,7 @@ class TaskRunRepository:
             ).fetchone()
             return None if row is None else run_from_row(row)
 
-        return await self._db.read(query)
+        return await self._db.read(query, keyed=True)
 
     async def page(self, task_id: int, cursor: int, limit: int) -> list[TaskRun]:
         """Newest first, with message history's cursor rule (A.4): ``cursor <= 0`` = newest
@@ -239,7 +239,7 @@ class TaskRunRepository:
                 )
             return [run_from_row(row) for row in rows]
 
-        return await self._db.read(query)
+        return await self._db.read(query, keyed=limit <= KEYED_ROWS)
 
     async def close_interrupted(self, now: datetime, error_text: str) -> int:
         """Mark every ``running`` run ``failed`` with ``error_text``; return how many.

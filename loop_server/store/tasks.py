@@ -76,7 +76,7 @@ class TaskRepository:
             ).fetchone()
             return None if row is None else task_from_row(row)
 
-        return await self._db.read(query)
+        return await self._db.read(query, keyed=True)
 
     async def list_by_channel(self, channel_id: str, now: datetime) -> list[Task]:
         """The channel's tasks by next run, hiding once-tasks whose time has passed (§3.9)."""

@@ -35,7 +35,7 @@ class ChannelTurnRepository:
             ).fetchone()
             return None if row is None or row[0] is None else int(row[0])
 
-        return await self._db.read(query)
+        return await self._db.read(query, keyed=True)
 
     async def release(self, ticket: int) -> None:
         await self._db.write(
