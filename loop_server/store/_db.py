@@ -94,7 +94,7 @@ def _open_sync(path: Path, readers: int, busy_timeout: float) -> Database:
         for conn in opened:
             conn.close()
         raise
-    return Database(path, writer, pool, keyed)
+    return Database(path, writer, pool, keyed, busy_timeout=busy_timeout)
 
 
 def _run_read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -154,6 +154,8 @@ class Database:
         writer: sqlite3.Connection,
         readers: list[sqlite3.Connection],
         keyed: sqlite3.Connection,
+        *,
+        busy_timeout: float = 5.0,
     ) -> None:
         self.path = path
         self._writer = writer
@@ -169,7 +171,9 @@ class Database:
         # Bounds this database's worker threads on its own, so it neither waits for nor starves
         # other users of Trio's shared default thread limiter (e.g. the docker SDK).
         self._thread_limiter = trio.CapacityLimiter(len(readers) + 1)
-        self._writes = GroupCommitter(writer, self._thread_limiter)
+        self._writes = GroupCommitter(
+            writer, self._thread_limiter, busy_timeout_ms=int(busy_timeout * 1000)
+        )
         self._closing = False  # close() has begun: new writes are refused
         self._close_lock = trio.Lock()  # concurrent close() calls queue instead of colliding
         self._closed = False
@@ -223,12 +227,16 @@ class Database:
             finally:
                 self._idle.append(conn)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, keyed: bool = False) -> T:
         """Run ``fn`` on the writer inside a transaction (possibly shared, see the class doc);
-        its changes are undone if it raises, and it returns once they are committed."""
+        its changes are undone if it raises, and it returns once they are committed.
+
+        ``keyed``: ``fn`` inserts rows or changes rows by their key (a few statements), so
+        its SQL may run on the event loop's thread; the COMMIT never does (``_group_commit``).
+        """
         if self._closing:
             raise StoreError(f"database {self.path} is closed")
-        result: T = await self._writes.submit(fn)
+        result: T = await self._writes.submit(fn, keyed=keyed)
         return result
 
     def statistics(self) -> DatabaseStatistics:
@@ -244,6 +252,7 @@ class Database:
             commits=counters.commits,
             writes_committed=counters.writes,
             largest_batch=counters.largest_batch,
+            inline_write_batches=counters.inline_batches,
             keyed_reads=self._keyed_reads,
             keyed_fallbacks=self._keyed_fallbacks,
         )

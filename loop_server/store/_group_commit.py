@@ -13,6 +13,15 @@ if the COMMIT itself fails, every job of the batch gets that error and nothing o
 Who commits: the first waiter that finds no commit running takes everything queued and runs it
 in a worker thread; everyone else sleeps on an event that fires after each batch. No background
 task is needed, so ``Database`` keeps its plain ``open``/``close`` life cycle.
+
+Keyed writes (``write(fn, keyed=True)``: an insert, or an update or upsert of a row by its key)
+take microseconds of SQL. A batch of only such writes runs its BEGIN and its jobs on the event
+loop's thread and only the COMMIT — the fsync — in a worker thread. Why: run in a worker
+thread, each of a batch's statements gives up the GIL and must win it back from the busy event
+loop, so under load a batch of 4 inserts took ~2 ms of wall time for 0.4 ms of fsync
+(measured on 2 CPUs); on the loop's thread the same statements take ~30 µs each. The inline
+BEGIN does not wait for a lock held by another process (busy timeout 0 for that statement): if
+it meets one, the batch runs the usual way, in a worker thread that waits ``busy_timeout``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ def store_error(exc: sqlite3.Error) -> StoreError:
 @dataclass(eq=False, slots=True)
 class WriteJob:
     fn: Callable[[sqlite3.Connection], Any]
+    keyed: bool = False  # small enough to run on the event loop's thread (module doc)
     state: str = QUEUED
     result: Any = None
     error: BaseException | None = None
@@ -60,6 +70,7 @@ class CommitCounters:
     commits: int = 0  # transactions committed (each one fsync with synchronous=FULL)
     writes: int = 0  # jobs acknowledged as committed
     largest_batch: int = 0
+    inline_batches: int = 0  # batches whose statements ran on the event loop's thread
 
 
 def _run_job(conn: sqlite3.Connection, job: WriteJob) -> None:
@@ -91,6 +102,27 @@ def run_batch(conn: sqlite3.Connection, jobs: list[WriteJob]) -> None:
     except sqlite3.Error as exc:
         _fail_all(jobs, store_error(exc), exc)
         return
+    if run_jobs(conn, jobs):
+        commit(conn, jobs)
+
+
+def begin_nowait(conn: sqlite3.Connection, busy_timeout_ms: int) -> bool:
+    """BEGIN IMMEDIATE without waiting for a lock: False if another process holds it."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    return True
+
+
+def run_jobs(conn: sqlite3.Connection, jobs: list[WriteJob]) -> bool:
+    """Each job in its savepoint, inside the open transaction; False if SQLite ended that
+    transaction on its own (then no job of the batch may be acknowledged)."""
     for job in jobs:
         _run_job(conn, job)
         if not conn.in_transaction:
@@ -100,7 +132,12 @@ def run_batch(conn: sqlite3.Connection, jobs: list[WriteJob]) -> None:
             for other in jobs:
                 if other is not job and other.error is None:
                     other.error = StoreError(f"transaction rolled back: {err}")
-            return
+            return False
+    return True
+
+
+def commit(conn: sqlite3.Connection, jobs: list[WriteJob]) -> None:
+    """COMMIT the open transaction of ``jobs``; if it fails, none of them is acknowledged."""
     try:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -126,13 +163,14 @@ class GroupCommitter:
 
     conn: sqlite3.Connection
     thread_limiter: trio.CapacityLimiter
+    busy_timeout_ms: int = 5000
     counters: CommitCounters = field(default_factory=CommitCounters)
     queue: list[WriteJob] = field(default_factory=list)
     committing: bool = False
     _batch_done: trio.Event = field(default_factory=trio.Event)
 
-    async def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        job = WriteJob(fn)
+    async def submit(self, fn: Callable[[sqlite3.Connection], Any], *, keyed: bool = False) -> Any:
+        job = WriteJob(fn, keyed)
         self.queue.append(job)
         try:
             await self._until_done(job)
@@ -175,9 +213,7 @@ class GroupCommitter:
             # Shielded, and abandon_on_cancel=False (the default): once its jobs are marked
             # running, a batch always runs to its end, whoever of its writers is cancelled.
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(
-                    run_batch, self.conn, batch, limiter=self.thread_limiter
-                )
+                await self._run(batch)
         except BaseException as exc:
             for job in batch:
                 if job.error is None:
@@ -195,6 +231,21 @@ class GroupCommitter:
             self.committing = False
             done, self._batch_done = self._batch_done, trio.Event()
             done.set()
+
+    async def _run(self, batch: list[WriteJob]) -> None:
+        conn = self.conn
+        if all(job.keyed for job in batch):
+            try:
+                begun = begin_nowait(conn, self.busy_timeout_ms)
+            except sqlite3.Error as exc:
+                _fail_all(batch, store_error(exc), exc)
+                return
+            if begun:
+                self.counters.inline_batches += 1
+                if run_jobs(conn, batch):
+                    await trio.to_thread.run_sync(commit, conn, batch, limiter=self.thread_limiter)
+                return
+        await trio.to_thread.run_sync(run_batch, conn, batch, limiter=self.thread_limiter)
 
     async def drain(self) -> None:
         """Wait until nothing is queued or running (used by close)."""

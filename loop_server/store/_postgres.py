@@ -203,7 +203,7 @@ class PostgresDatabase:
         PostgreSQL read waits on the network)."""
         return await self._call(fn, "read")
 
-    async def write(self, fn: Callable[[PostgresSession], T]) -> T:
+    async def write(self, fn: Callable[[PostgresSession], T], *, keyed: bool = False) -> T:
         """Run ``fn`` in one transaction; its changes are undone if it raises, and it returns
         once they are committed."""
         if self._closing:

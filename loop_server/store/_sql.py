@@ -33,6 +33,7 @@ class DatabaseStatistics:
     commits: int = 0  # write transactions committed so far (one fsync each)
     writes_committed: int = 0  # writes acknowledged; above ``commits`` when commits were shared
     largest_batch: int = 0  # most writes one transaction has carried
+    inline_write_batches: int = 0  # write batches whose SQL ran on the event loop's thread
     keyed_reads: int = 0  # keyed reads answered on the event loop's thread (SQLite)
     keyed_fallbacks: int = 0  # keyed reads that met a lock and went to a worker thread
 
@@ -57,14 +58,16 @@ class StoreDatabase(Protocol):
     PostgreSQL (``_postgres.PostgresDatabase``). ``read``/``write`` run ``fn`` in a worker
     thread inside one transaction; a write returns once committed. ``read(fn, keyed=True)``
     says ``fn`` reads rows by a key or a LIMITed index range: SQLite runs such a read on the
-    event loop's thread, which is cheaper than the hop (``_db``'s module doc)."""
+    event loop's thread, which is cheaper than the hop (``_db``'s module doc).
+    ``write(fn, keyed=True)``: ``fn`` inserts rows or changes rows by key; SQLite runs its SQL
+    on the loop's thread and only the COMMIT in a worker thread (``_group_commit``)."""
 
     @property
     def dialect(self) -> Dialect: ...
 
     async def read(self, fn: Callable[[SqlConnection], T], *, keyed: bool = False) -> T: ...
 
-    async def write(self, fn: Callable[[SqlConnection], T]) -> T: ...
+    async def write(self, fn: Callable[[SqlConnection], T], *, keyed: bool = False) -> T: ...
 
     async def close(self) -> None: ...
 

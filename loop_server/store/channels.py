@@ -134,9 +134,9 @@ class ChannelRepository:
             if self._messages_generation is not None:
                 self._messages_generation.bump()
 
-    async def _write(self, fn: Callable[[SqlConnection], _T]) -> _T:
+    async def _write(self, fn: Callable[[SqlConnection], _T], *, keyed: bool = False) -> _T:
         try:
-            return await self._db.write(fn)
+            return await self._db.write(fn, keyed=keyed)
         finally:
             if self.generation is not None:
                 self.generation.bump()
@@ -204,7 +204,7 @@ class ChannelRepository:
             ).fetchone()
             return channel_from_row(row)
 
-        return await self._write(update)
+        return await self._write(update, keyed=True)
 
     async def set_session_id(self, channel_id: str, session_id: str, now: datetime) -> bool:
         """Record the agent session to resume; False if the channel does not exist."""
@@ -216,7 +216,7 @@ class ChannelRepository:
             )
             return cur.rowcount > 0
 
-        return await self._write(update)
+        return await self._write(update, keyed=True)
 
     async def delete(self, channel_id: str) -> bool:
         """Delete the channel, its threads, and all their messages and scheduled tasks (with

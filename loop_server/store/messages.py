@@ -183,12 +183,14 @@ class MessageRepository:
     ) -> list[Message]:
         if auto_create_platform is None or self._channels_generation is None:
             return await self._db.write(
-                lambda conn: [_insert(conn, m, auto_create_platform) for m in messages]
+                lambda conn: [_insert(conn, m, auto_create_platform) for m in messages],
+                keyed=len(messages) <= KEYED_ROWS,
             )
         created: list[str] = []
         try:
             return await self._db.write(
-                lambda conn: [_insert(conn, m, auto_create_platform, created) for m in messages]
+                lambda conn: [_insert(conn, m, auto_create_platform, created) for m in messages],
+                keyed=len(messages) <= KEYED_ROWS,
             )
         finally:
             if created:  # also when the transaction failed after it: a bump is always safe

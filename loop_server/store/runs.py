@@ -55,7 +55,7 @@ class TaskRunRepository:
             new_id: int = cur.fetchone()[0]
             return new_id
 
-        return await self._db.write(insert)
+        return await self._db.write(insert, keyed=True)
 
     async def claim_due(
         self, task_ids: Sequence[int], now: datetime, instance_id: str
@@ -127,7 +127,7 @@ class TaskRunRepository:
                     )
             return cur.rowcount > 0
 
-        return await self._db.write(finish)
+        return await self._db.write(finish, keyed=True)
 
     async def heartbeat(self, instance_id: str, now: datetime) -> None:
         """Say that ``instance_id`` is alive (the scheduler calls it on every poll)."""

@@ -67,7 +67,7 @@ class TaskRepository:
             new_id: int = cur.fetchone()[0]
             return new_id
 
-        return await self._db.write(insert)
+        return await self._db.write(insert, keyed=True)
 
     async def get(self, task_id: int) -> Task | None:
         def query(conn: SqlConnection) -> Task | None:
@@ -125,7 +125,7 @@ class TaskRepository:
         assignments = ", ".join(f"{column} = ?" for column in given)
         sql = f"UPDATE scheduled_tasks SET {assignments} WHERE id = ?"
         params = (*given.values(), task_id)
-        return await self._db.write(lambda conn: conn.execute(sql, params).rowcount > 0)
+        return await self._db.write(lambda conn: conn.execute(sql, params).rowcount > 0, keyed=True)
 
     async def set_enabled(self, task_id: int, enabled: bool, now: datetime) -> bool:
         """Returns False if the task does not exist (the API treats that as success, §3.12)."""
