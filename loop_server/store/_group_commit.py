@@ -242,7 +242,16 @@ class GroupCommitter:
                 return
             if begun:
                 self.counters.inline_batches += 1
-                if run_jobs(conn, batch):
+                try:
+                    complete = run_jobs(conn, batch)
+                except BaseException:
+                    # Interrupted on the loop's thread (KeyboardInterrupt can land anywhere
+                    # here, unlike in a worker thread): leave no transaction open for the next
+                    # batch; the caller marks every job of this one failed.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                if complete:
                     await trio.to_thread.run_sync(commit, conn, batch, limiter=self.thread_limiter)
                 return
         await trio.to_thread.run_sync(run_batch, conn, batch, limiter=self.thread_limiter)
