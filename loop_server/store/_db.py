@@ -7,11 +7,11 @@ committed together (group commit, see ``_group_commit``); reads get their own co
 run in parallel with the write. Every call runs its function in a worker
 thread so a slow query or an fsync never blocks the Trio event loop — except a *keyed* read
 (``read(fn, keyed=True)``): a lookup by key or a LIMITed index range touches a few pages and
-takes ~30 µs, while the hop to a worker thread and back costs the event loop's thread ~300 µs
-of CPU (measured here, 2 CPUs), so such reads run on the event loop's own thread, on a reader
-connection of their own. If SQLite answers that one BUSY (WAL recovery, another process
-holding an exclusive lock), the read is retried the usual way, in a worker thread that waits
-``busy_timeout``.
+takes ~30 µs, while the hop to a worker thread and back costs the event loop's thread
+100–185 µs of CPU and ~380 µs of wall time (measured here, 2 CPUs), so such reads run on the
+event loop's own thread, on a reader connection of their own. If SQLite answers that one
+BUSY (WAL recovery, another process holding an exclusive lock), the read is retried the usual
+way, in a worker thread that waits ``busy_timeout``.
 
 Cancellation: the thread call uses ``abandon_on_cancel=False`` (Trio's default), so once a
 function has started, the awaiting task waits for it to finish even if cancelled; a write has
