@@ -106,6 +106,17 @@ class Subscriber:
                 raise AssertionError(f"{self.name} closed missing {len(missing)}: {missing}")
             await self.changed.wait()
 
+    def agent_statuses(self) -> list[str]:
+        return [e["data"]["status"] for e in self.events if e["type"] == "agent.status"]
+
+    async def wait_for_runs(self, count: int) -> None:
+        """Until ``count`` agent runs were seen starting: runs lag behind the posts (one at a
+        time per channel, across the instances), so the last post says nothing about them."""
+        while self.agent_statuses().count("running") < count:
+            if self.closed:
+                raise AssertionError(f"{self.name} closed after runs {self.agent_statuses()}")
+            await self.changed.wait()
+
 
 def events_url(server: ServerProcess, **query: object) -> str:
     params = "&".join(f"{k}={v}" for k, v in {"hello": 1, **query}.items())

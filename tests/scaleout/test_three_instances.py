@@ -99,6 +99,7 @@ async def test_messages_posted_round_robin_reach_every_subscriber_of_every_insta
                             writers.start_soon(writer)
                     for sub in subscribers:
                         await sub.wait_for_contents(set(posted))
+                    await subscribers[0].wait_for_runs(3)
                     nursery.cancel_scope.cancel()
             finally:
                 for client in clients:
@@ -118,7 +119,7 @@ async def test_messages_posted_round_robin_reach_every_subscriber_of_every_insta
         assert all(mine[s] == theirs[s] for s in shared), sub.name
     # Every message started an agent run (failing at once: no Docker) on the instance it was
     # posted to; the channel's turns let one run at a time go on across the three.
-    statuses = [e["data"]["status"] for e in reference.events if e["type"] == "agent.status"]
+    statuses = reference.agent_statuses()
     assert statuses.count("running") >= 3, statuses
     overlapping = [i for i, (a, b) in enumerate(itertools.pairwise(statuses)) if a == b]
     assert not overlapping, f"runs overlapped in one channel: {statuses[:20]}"
