@@ -93,6 +93,9 @@ class Orchestrator:
         self._limiter = trio.CapacityLimiter(max_concurrent_runs)
         self._turns = turns  # None: this is the only instance
         self._queues: dict[str, collections.deque[_Job]] = {}
+        # Per channel: taking a ticket and queueing its job happen under one lock, so this
+        # instance queues a channel's jobs in ticket order (see _queue_with_ticket).
+        self._ticket_locks: dict[str, trio.Lock] = {}
         self._running: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()
@@ -114,7 +117,7 @@ class Orchestrator:
 
     async def handle_incoming_message(self, channel_id: str, author_id: str, content: str) -> None:
         message = await self._messages.record_user_message(channel_id, author_id, content)
-        self._enqueue(_Job(channel_id, message=message, ticket=await self._ticket(channel_id)))
+        await self._queue_with_ticket(_Job(channel_id, message=message))
 
     # -- TaskExecutor (the scheduler's) ---------------------------------------------------
 
@@ -122,8 +125,8 @@ class Orchestrator:
         """Run the task's prompt; it answers in a thread of its own (🧵, ``_task_threads``)."""
         thread_id = await self._task_threads.open(task) if self._task_threads else ""
         channel_id = thread_id or task.channel_id
-        job = _Job(channel_id, task=task, ticket=await self._ticket(channel_id))
-        self._enqueue(job)
+        job = _Job(channel_id, task=task)
+        await self._queue_with_ticket(job)
         await job.done.wait()
         if job.error:
             raise AgentError(job.error)
@@ -153,8 +156,25 @@ class Orchestrator:
 
     # -- workers --------------------------------------------------------------------------
 
-    async def _ticket(self, channel_id: str) -> int:
-        return 0 if self._turns is None else await self._turns.take(channel_id)
+    async def _queue_with_ticket(self, job: _Job) -> None:
+        """Take the job's ticket and queue it, in one step for this instance.
+
+        Why the lock: two requests for one channel that took tickets 1 and 4 could otherwise
+        queue 4 first. The channel's worker would then wait for ticket 4's turn while ticket 1,
+        queued behind it in the same queue, never ran: a deadlock of the channel on every
+        instance (seen as a flaky three-instance test)."""
+        if self._turns is None:
+            self._enqueue(job)
+            return
+        channel_id = job.channel_id
+        lock = self._ticket_locks.setdefault(channel_id, trio.Lock())
+        try:
+            async with lock:
+                job.ticket = await self._turns.take(channel_id)
+                self._enqueue(job)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._ticket_locks.pop(channel_id, None)
 
     def _enqueue(self, job: _Job) -> None:
         if self._nursery is None:
