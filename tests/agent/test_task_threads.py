@@ -94,6 +94,8 @@ async def test_an_ephemeral_thread_is_renamed_then_deleted_after_auto_delete_sec
         renamed = await store.channels.get(thread_id)
         assert renamed is not None and renamed.name == "💨 task #1 (`1h`) check the queue"
 
+        # The deletion's timer starts when its task first runs: let it, before time moves.
+        await trio.testing.wait_all_tasks_blocked()
         mock_clock.jump(59.9)
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(trio.WouldBlock):
@@ -118,6 +120,7 @@ async def test_a_thread_deleted_meanwhile_is_not_an_error(
         thread_id = await task_threads.open(task)
         await task_threads.expire(thread_id, task)
         await threads.delete_thread(thread_id)  # someone was quicker
+        await trio.testing.wait_all_tasks_blocked()  # the deletion's timer is running
         mock_clock.jump(6)
         await trio.testing.wait_all_tasks_blocked()
         assert await store.channels.get(thread_id) is None
