@@ -29,7 +29,7 @@ from typing import Self, TypeVar
 
 import trio
 
-from loop_server.store._group_commit import GroupCommitter, store_error
+from loop_server.store._group_commit import GroupCommitter, is_lock_error, store_error
 from loop_server.store._migrations import migrate
 from loop_server.store._sql import DatabaseStatistics, Dialect
 from loop_server.store.errors import StoreError
@@ -113,19 +113,11 @@ class _Busy(Exception):
     """The keyed reader met a lock: read in a worker thread instead."""
 
 
-# SQLITE_BUSY and SQLITE_LOCKED, also as extended codes (whose low byte is the primary code).
-_LOCK_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
 def _run_keyed_read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     try:
         return _run_read(conn, fn)
     except StoreError as exc:
-        cause = exc.__cause__
-        if (
-            isinstance(cause, sqlite3.OperationalError)
-            and cause.sqlite_errorcode & 0xFF in _LOCK_CODES
-        ):
+        if is_lock_error(exc.__cause__):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise _Busy from exc

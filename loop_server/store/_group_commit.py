@@ -45,6 +45,15 @@ def store_error(exc: sqlite3.Error) -> StoreError:
     return StoreError(str(exc))
 
 
+# SQLITE_BUSY and SQLITE_LOCKED, also as extended codes (whose low byte is the primary code).
+_LOCK_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def is_lock_error(exc: BaseException | None) -> bool:
+    """True if ``exc`` is SQLite saying another connection holds a lock it needs."""
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF in _LOCK_CODES
+
+
 @dataclass(eq=False, slots=True)
 class WriteJob:
     fn: Callable[[sqlite3.Connection], Any]
@@ -112,7 +121,7 @@ def begin_nowait(conn: sqlite3.Connection, busy_timeout_ms: int) -> bool:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        if is_lock_error(exc):
             return False
         raise
     finally:

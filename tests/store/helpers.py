@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from loop_server.domain import ChannelUpsert, NewMessage
@@ -83,3 +85,25 @@ async def bulk_messages(store: Store, channel_ids: list[str], count: int) -> Non
         )
 
     await store.db.write(insert)
+
+
+def insert_channel(
+    channel_id: str, seen: list[int] | None = None
+) -> Callable[[sqlite3.Connection], str]:
+    """A write that inserts a bare channel row (and notes, in ``seen``, the thread it ran on)."""
+
+    def insert(conn: sqlite3.Connection) -> str:
+        if seen is not None:
+            seen.append(threading.get_ident())
+        conn.execute(
+            "INSERT INTO channels (channel_id, created_at, updated_at) VALUES (?, 'x', 'x')",
+            (channel_id,),
+        )
+        return channel_id
+
+    return insert
+
+
+def channel_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every channel's id, in insertion order."""
+    return [row[0] for row in conn.execute("SELECT channel_id FROM channels ORDER BY id")]

@@ -18,25 +18,12 @@ import trio.testing
 
 from loop_server.store import ConstraintViolation, Store, StoreError
 
+from .helpers import channel_ids, insert_channel
+
 # Group commit is how the one SQLite writer shares fsyncs; PostgreSQL commits each write itself.
 pytestmark = pytest.mark.sqlite_only("group commit belongs to the SQLite writer")
 
 RELEASE_TIMEOUT = 10.0
-
-
-def _insert_channel(channel_id: str) -> Callable[[sqlite3.Connection], str]:
-    def insert(conn: sqlite3.Connection) -> str:
-        conn.execute(
-            "INSERT INTO channels (channel_id, created_at, updated_at) VALUES (?, 'x', 'x')",
-            (channel_id,),
-        )
-        return channel_id
-
-    return insert
-
-
-def _channel_ids(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT channel_id FROM channels ORDER BY id")]
 
 
 async def _behind_a_parked_write(
@@ -47,7 +34,7 @@ async def _behind_a_parked_write(
     release = threading.Event()
 
     def parked_write(conn: sqlite3.Connection) -> None:
-        _insert_channel("parked")(conn)
+        insert_channel("parked")(conn)
         trio.from_thread.run_sync(parked.set)
         if not release.wait(RELEASE_TIMEOUT):
             raise TimeoutError("test never released the write")
@@ -75,7 +62,7 @@ async def _behind_a_parked_write(
 
 async def test_writes_queued_during_a_commit_share_the_next_one(store: Store) -> None:
     before = store.db.statistics()
-    outcomes = await _behind_a_parked_write(store, [_insert_channel(f"c{i}") for i in range(5)])
+    outcomes = await _behind_a_parked_write(store, [insert_channel(f"c{i}") for i in range(5)])
     assert outcomes == [("ok", f"c{i}") for i in range(5)]
     after = store.db.statistics()
     # Six acknowledged writes, two transactions: the parked one, then the five together.
@@ -83,22 +70,22 @@ async def test_writes_queued_during_a_commit_share_the_next_one(store: Store) ->
     assert after.commits - before.commits == 2
     assert after.largest_batch == 5
     assert (after.write_running, after.writes_waiting) == (False, 0)
-    stored = await store.db.read(_channel_ids)
+    stored = await store.db.read(channel_ids)
     assert stored[0] == "parked" and sorted(stored[1:]) == ["c0", "c1", "c2", "c3", "c4"]
 
 
 async def test_a_failing_write_in_a_batch_is_undone_alone(store: Store) -> None:
     def insert_then_raise(conn: sqlite3.Connection) -> None:
-        _insert_channel("undone")(conn)
+        insert_channel("undone")(conn)
         raise ValueError("caller's own error")
 
     outcomes = await _behind_a_parked_write(
         store,
         [
-            _insert_channel("a"),
+            insert_channel("a"),
             insert_then_raise,
-            _insert_channel("a"),  # duplicate channel_id: a constraint violation
-            _insert_channel("b"),
+            insert_channel("a"),  # duplicate channel_id: a constraint violation
+            insert_channel("b"),
         ],
     )
     assert outcomes[3] == ("ok", "b")
@@ -110,7 +97,7 @@ async def test_a_failing_write_in_a_batch_is_undone_alone(store: Store) -> None:
     kind, err = second
     assert kind == "error" and isinstance(err, ConstraintViolation)
     assert isinstance(err.__cause__, sqlite3.IntegrityError)
-    assert sorted(await store.db.read(_channel_ids)) == ["a", "b", "parked"]
+    assert sorted(await store.db.read(channel_ids)) == ["a", "b", "parked"]
     assert store.db.statistics().commits == 2
 
 
@@ -124,17 +111,17 @@ async def test_a_failed_commit_acknowledges_none_of_its_batch(store: Store) -> N
         )
 
     before = store.db.statistics()
-    outcomes = await _behind_a_parked_write(store, [_insert_channel("bystander"), orphan_message])
+    outcomes = await _behind_a_parked_write(store, [insert_channel("bystander"), orphan_message])
     for kind, err in outcomes:
         assert kind == "error"
         assert isinstance(err, StoreError) and "FOREIGN KEY constraint failed" in str(err)
     # Neither write was acknowledged, and neither is stored.
-    assert await store.db.read(_channel_ids) == ["parked"]
+    assert await store.db.read(channel_ids) == ["parked"]
     count = await store.db.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone())
     assert count == (0,)
     assert store.db.statistics().writes_committed - before.writes_committed == 1
     # The writer is usable again afterwards.
-    assert await store.db.write(_insert_channel("after")) == "after"
+    assert await store.db.write(insert_channel("after")) == "after"
 
 
 async def test_a_queued_write_cancelled_leaves_its_batch_intact(store: Store) -> None:
@@ -154,16 +141,16 @@ async def test_a_queued_write_cancelled_leaves_its_batch_intact(store: Store) ->
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store.db.write, parked_write)
             await parked.wait()
-            nursery.start_soon(keep, _insert_channel("kept-1"))
+            nursery.start_soon(keep, insert_channel("kept-1"))
             with trio.CancelScope() as dropped:
-                nursery.start_soon(keep, _insert_channel("kept-2"))
+                nursery.start_soon(keep, insert_channel("kept-2"))
                 await trio.testing.wait_all_tasks_blocked()
                 dropped.cancel()
-                await store.db.write(_insert_channel("dropped"))
+                await store.db.write(insert_channel("dropped"))
             assert store.db.statistics().writes_waiting == 2
             release.set()
     assert sorted(results) == ["kept-1", "kept-2"]
-    assert sorted(await store.db.read(_channel_ids)) == ["kept-1", "kept-2"]
+    assert sorted(await store.db.read(channel_ids)) == ["kept-1", "kept-2"]
 
 
 @pytest.mark.parametrize("writers", [1, 8])
@@ -172,7 +159,7 @@ async def test_concurrent_writes_each_get_their_own_result(store: Store, writers
 
     async def write(i: int) -> None:
         def insert(conn: sqlite3.Connection) -> int:
-            _insert_channel(f"w{i}")(conn)
+            insert_channel(f"w{i}")(conn)
             rowid = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             assert isinstance(rowid, int)
             return rowid
@@ -196,7 +183,7 @@ async def test_a_batch_s_writers_return_in_commit_order(store: Store) -> None:
     returned: list[str] = []
 
     async def write_and_note(channel_id: str) -> None:
-        returned.append(await store.db.write(_insert_channel(channel_id)))
+        returned.append(await store.db.write(insert_channel(channel_id)))
 
     for round_ in range(5):  # several batches: one lucky order is no proof
         returned.clear()
@@ -221,6 +208,6 @@ async def test_a_batch_s_writers_return_in_commit_order(store: Store) -> None:
                 await trio.testing.wait_all_tasks_blocked()
                 assert store.db.statistics().writes_waiting == 30
                 release.set()
-        stored = await store.db.read(_channel_ids)
+        stored = await store.db.read(channel_ids)
         assert len(returned) == 30
         assert returned == [c for c in stored if c.startswith(f"r{round_}-")]

@@ -12,18 +12,7 @@ import trio
 
 from loop_server.store import Database, Store, StoreError
 
-from .helpers import add_channel
-
-
-def _insert_channel(conn: sqlite3.Connection, channel_id: str) -> None:
-    conn.execute(
-        "INSERT INTO channels (channel_id, created_at, updated_at) VALUES (?, 'x', 'x')",
-        (channel_id,),
-    )
-
-
-def _ids(conn: sqlite3.Connection) -> list[str]:
-    return [row[0] for row in conn.execute("SELECT channel_id FROM channels ORDER BY channel_id")]
+from .helpers import add_channel, channel_ids, insert_channel
 
 
 async def test_a_keyed_read_runs_on_the_event_loops_thread(tmp_path: Path) -> None:
@@ -31,7 +20,7 @@ async def test_a_keyed_read_runs_on_the_event_loops_thread(tmp_path: Path) -> No
 
     def where(conn: sqlite3.Connection) -> int:
         threads.append(threading.get_ident())
-        return len(_ids(conn))
+        return len(channel_ids(conn))
 
     async with await Database.open(tmp_path / "loop.db") as db:
         assert await db.read(where, keyed=True) == 0
@@ -45,9 +34,9 @@ async def test_a_keyed_read_runs_on_the_event_loops_thread(tmp_path: Path) -> No
 async def test_a_keyed_read_sees_every_write_that_returned(tmp_path: Path) -> None:
     async with await Database.open(tmp_path / "loop.db") as db:
         for n in range(20):
-            await db.write(lambda c, n=n: _insert_channel(c, f"c{n:02d}"))
-            keyed = await db.read(_ids, keyed=True)
-            assert keyed == await db.read(_ids)
+            await db.write(insert_channel(f"c{n:02d}"))
+            keyed = await db.read(channel_ids, keyed=True)
+            assert keyed == await db.read(channel_ids)
             assert len(keyed) == n + 1
 
 
@@ -59,7 +48,7 @@ async def test_a_keyed_read_that_meets_a_lock_is_read_again_in_a_worker_thread(
     path = tmp_path / "loop.db"
     attempts: list[int] = []
     async with await Database.open(path) as db:
-        await db.write(lambda c: _insert_channel(c, "seen"))
+        await db.write(insert_channel("seen"))
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         side = sqlite3.connect(path, isolation_level=None, timeout=0)
@@ -71,7 +60,7 @@ async def test_a_keyed_read_that_meets_a_lock_is_read_again_in_a_worker_thread(
                     side.execute("BEGIN IMMEDIATE")  # raises: the holder has the lock
                 finally:
                     holder.execute("ROLLBACK")
-            return _ids(conn)
+            return channel_ids(conn)
 
         try:
             assert await db.read(locked_once, keyed=True) == ["seen"]
@@ -92,12 +81,12 @@ async def test_a_keyed_read_reports_errors_and_leaves_no_transaction_open(
         with pytest.raises(StoreError, match="no such table"):
             await db.read(lambda c: c.execute("SELECT * FROM nowhere").fetchall(), keyed=True)
         with pytest.raises(StoreError, match="readonly"):
-            await db.read(lambda c: _insert_channel(c, "x"), keyed=True)
+            await db.read(insert_channel("x"), keyed=True)
         with pytest.raises(KeyError):
             await db.read(lambda c: {}["missing"], keyed=True)
         # The connection is usable again: no transaction was left open by the failures.
-        await db.write(lambda c: _insert_channel(c, "after"))
-        assert await db.read(_ids, keyed=True) == ["after"]
+        await db.write(insert_channel("after"))
+        assert await db.read(channel_ids, keyed=True) == ["after"]
 
 
 async def test_a_cancelled_keyed_read_does_not_run(tmp_path: Path) -> None:
@@ -114,7 +103,7 @@ async def test_a_keyed_read_after_close_is_refused(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "loop.db")
     await db.close()
     with pytest.raises(StoreError, match="closed"):
-        await db.read(_ids, keyed=True)
+        await db.read(channel_ids, keyed=True)
 
 
 async def test_the_repositories_lookups_are_keyed(tmp_path: Path) -> None:

@@ -17,24 +17,9 @@ import trio.testing
 
 from loop_server.store import ConstraintViolation, Database
 
+from .helpers import channel_ids, insert_channel
+
 WAIT = 10.0
-
-
-def _insert(channel_id: str, seen: list[int] | None = None) -> Callable[[sqlite3.Connection], str]:
-    def insert(conn: sqlite3.Connection) -> str:
-        if seen is not None:
-            seen.append(threading.get_ident())
-        conn.execute(
-            "INSERT INTO channels (channel_id, created_at, updated_at) VALUES (?, 'x', 'x')",
-            (channel_id,),
-        )
-        return channel_id
-
-    return insert
-
-
-def _ids(conn: sqlite3.Connection) -> list[str]:
-    return [row[0] for row in conn.execute("SELECT channel_id FROM channels ORDER BY id")]
 
 
 async def _all(
@@ -59,9 +44,9 @@ async def _all(
 async def test_keyed_writes_run_their_sql_on_the_loop_and_share_a_commit(tmp_path: Path) -> None:
     seen: list[int] = []
     async with await Database.open(tmp_path / "loop.db") as db:
-        outcomes = await _all(db, [(_insert(f"c{i}", seen), True) for i in range(6)])
+        outcomes = await _all(db, [(insert_channel(f"c{i}", seen), True) for i in range(6)])
         assert outcomes == [("ok", f"c{i}") for i in range(6)]
-        assert sorted(await db.read(_ids)) == [f"c{i}" for i in range(6)]
+        assert sorted(await db.read(channel_ids)) == [f"c{i}" for i in range(6)]
         stats = db.statistics()
     assert set(seen) == {threading.get_ident()}
     assert stats.writes_committed == 6
@@ -86,11 +71,13 @@ async def test_a_batch_with_one_unkeyed_write_runs_in_a_worker_thread(tmp_path: 
                 nursery.start_soon(db.write, parked_write)
                 await parked.wait()
                 for channel_id, keyed in (("k1", True), ("u", False), ("k2", True)):
-                    nursery.start_soon(partial(db.write, _insert(channel_id, seen), keyed=keyed))
+                    nursery.start_soon(
+                        partial(db.write, insert_channel(channel_id, seen), keyed=keyed)
+                    )
                 await trio.testing.wait_all_tasks_blocked()
                 assert db.statistics().writes_waiting == 3
                 release.set()
-        assert sorted(await db.read(_ids)) == ["k1", "k2", "u"]
+        assert sorted(await db.read(channel_ids)) == ["k1", "k2", "u"]
         stats = db.statistics()
     assert len(seen) == 3 and threading.get_ident() not in seen
     assert (stats.commits, stats.inline_write_batches) == (2, 0)
@@ -98,19 +85,24 @@ async def test_a_batch_with_one_unkeyed_write_runs_in_a_worker_thread(tmp_path: 
 
 async def test_a_failing_keyed_write_is_undone_alone(tmp_path: Path) -> None:
     def fails(conn: sqlite3.Connection) -> None:
-        _insert("half")(conn)
+        insert_channel("half")(conn)
         raise RuntimeError("changed my mind")
 
     async with await Database.open(tmp_path / "loop.db") as db:
-        await db.write(_insert("dup"), keyed=True)
+        await db.write(insert_channel("dup"), keyed=True)
         outcomes = await _all(
             db,
-            [(_insert("a"), True), (fails, True), (_insert("dup"), True), (_insert("b"), True)],
+            [
+                (insert_channel("a"), True),
+                (fails, True),
+                (insert_channel("dup"), True),
+                (insert_channel("b"), True),
+            ],
         )
         assert outcomes[0] == ("ok", "a") and outcomes[3] == ("ok", "b")
         assert outcomes[1][0] == "error" and isinstance(outcomes[1][1], RuntimeError)
         assert outcomes[2][0] == "error" and isinstance(outcomes[2][1], ConstraintViolation)
-        assert sorted(await db.read(_ids)) == ["a", "b", "dup"]
+        assert sorted(await db.read(channel_ids)) == ["a", "b", "dup"]
 
 
 async def test_a_keyed_write_waits_for_another_process_s_lock_off_the_loop(
@@ -141,11 +133,11 @@ async def test_a_keyed_write_waits_for_another_process_s_lock_off_the_loop(
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(tick)
                     nursery.start_soon(release_later)
-                    assert await db.write(_insert("late", seen), keyed=True) == "late"
+                    assert await db.write(insert_channel("late", seen), keyed=True) == "late"
                     done.set()
         finally:
             holder.close()
-        assert await db.read(_ids) == ["late"]
+        assert await db.read(channel_ids) == ["late"]
         stats = db.statistics()
     assert ticks >= 10  # the loop kept running for the 0.3 s the lock was held
     assert seen and threading.get_ident() not in seen  # the write ran in a worker thread
@@ -158,4 +150,4 @@ async def test_a_keyed_write_after_close_is_refused(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "loop.db")
     await db.close()
     with pytest.raises(StoreError, match="closed"):
-        await db.write(_insert("x"), keyed=True)
+        await db.write(insert_channel("x"), keyed=True)

@@ -14,7 +14,7 @@ import trio.testing
 from loop_server.store import ConstraintViolation, Database, Store, StoreError
 from loop_server.store._migrations import MIGRATIONS, Migration, check_order
 
-from .helpers import T0, add_channel, by_engine
+from .helpers import T0, add_channel, by_engine, insert_channel
 
 # A thread parked in a write waits at most this long for the test to release it, so a broken
 # test fails instead of hanging (a worker thread cannot be cancelled).
@@ -24,13 +24,6 @@ RELEASE_TIMEOUT = 10.0
 def _channel_count(conn: sqlite3.Connection) -> int:
     count: int = conn.execute("SELECT count(*) FROM channels").fetchone()[0]
     return count
-
-
-def _insert_channel(conn: sqlite3.Connection, channel_id: str) -> None:
-    conn.execute(
-        "INSERT INTO channels (channel_id, created_at, updated_at) VALUES (?, 'x', 'x')",
-        (channel_id,),
-    )
 
 
 async def test_migrations_applied_once_and_reopen_is_idempotent(tmp_path: Path) -> None:
@@ -126,21 +119,21 @@ async def test_readers_are_read_only(store: Store) -> None:
         postgres="cannot execute INSERT in a read-only transaction",
     )
     with pytest.raises(StoreError, match=refused):
-        await store.db.read(lambda c: _insert_channel(c, "c1"))
+        await store.db.read(insert_channel("c1"))
     assert await store.db.read(_channel_count) == 0
 
 
 async def test_write_rolls_back_when_fn_raises(store: Store) -> None:
     def insert_then_fail(conn: sqlite3.Connection) -> None:
-        _insert_channel(conn, "c1")
-        _insert_channel(conn, "c2")
+        insert_channel("c1")(conn)
+        insert_channel("c2")(conn)
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         await store.db.write(insert_then_fail)
     assert await store.db.read(_channel_count) == 0
     # The writer is usable afterwards (no transaction left open).
-    await store.db.write(lambda c: _insert_channel(c, "c3"))
+    await store.db.write(insert_channel("c3"))
     assert await store.db.read(
         lambda c: c.execute("SELECT channel_id FROM channels").fetchall()
     ) == [("c3",)]
@@ -148,7 +141,7 @@ async def test_write_rolls_back_when_fn_raises(store: Store) -> None:
 
 async def test_sql_error_in_write_is_store_error_and_rolls_back(store: Store) -> None:
     def insert_then_bad_sql(conn: sqlite3.Connection) -> None:
-        _insert_channel(conn, "c1")
+        insert_channel("c1")(conn)
         conn.execute("SELECT * FROM no_such_table")
 
     missing = by_engine(
@@ -174,7 +167,7 @@ async def test_reads_proceed_while_a_write_holds_the_writer(store: Store) -> Non
     order: list[str] = []
 
     def slow_write(conn: sqlite3.Connection) -> None:
-        _insert_channel(conn, "during")
+        insert_channel("during")(conn)
         trio.from_thread.run_sync(write_started.set)
         if not release.wait(RELEASE_TIMEOUT):
             raise TimeoutError("test never released the write")
@@ -189,7 +182,7 @@ async def test_reads_proceed_while_a_write_holds_the_writer(store: Store) -> Non
             nursery.start_soon(writer)
             await write_started.wait()
             # A second write queues behind the running one.
-            nursery.start_soon(store.db.write, lambda c: _insert_channel(c, "queued"))
+            nursery.start_soon(store.db.write, insert_channel("queued"))
             await trio.testing.wait_all_tasks_blocked()
             stats = store.db.statistics()
             assert (stats.write_running, stats.writes_waiting) == (True, 1)
@@ -216,10 +209,10 @@ async def test_cancelled_write_still_commits_fully(store: Store) -> None:
     results: list[str] = []
 
     def slow_write(conn: sqlite3.Connection) -> str:
-        _insert_channel(conn, "c1")
+        insert_channel("c1")(conn)
         trio.from_thread.run_sync(started.set)
         release.wait(RELEASE_TIMEOUT)
-        _insert_channel(conn, "c2")
+        insert_channel("c2")(conn)
         return "committed"
 
     cancel_scope = trio.CancelScope()
