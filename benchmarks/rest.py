@@ -18,9 +18,10 @@ parsed by Content-Length only. Each (route, target) pair runs ``--seconds`` per 
 of req/s and of the per-round p50/p99 latency, and each route's median ratio against the floor
 and against the peer.
 
-Routes: health, channel list (1 channel, then 500), a history page (50 of 400 messages), task
-get, a command (``tasks``: lists the channel's tasks and stores the bot's reply), task create,
-a stored user message.
+Routes: health, channel list (2 channels, then 500), a history page (50 of 400 messages), task
+get, a command (``tasks``: lists the channel's one task and stores the bot's reply; ours answers
+once the command has started, and at most 32 run at once), task create (into a channel of its
+own), a stored user message.
 
 ``--profile``: instead of the table, run ours (and the floor) under cProfile for a few seconds
 per route and print where the time went, grouped by layer.
@@ -87,6 +88,9 @@ class Target:
     process: trio.Process
     port: int
     channel: str = ""
+    # POST /api/tasks writes into a channel of its own: the command route lists ``channel``'s
+    # tasks, and must list the same one task in every round, not the thousands created since.
+    tasks_channel: str = ""
     task_id: int = 0
 
 
@@ -270,7 +274,7 @@ def _task_body(channel: str) -> Callable[[int], dict[str, object]]:
 
 ROUTES = (
     Route("GET /api/health", lambda t: get("/api/health"), 200),
-    Route("GET /api/channels (1 channel)", lambda t: get("/api/channels"), 200),
+    Route("GET /api/channels (2 channels)", lambda t: get("/api/channels"), 200),
     Route(
         "GET history page (50)",
         lambda t: get(f"/api/channels/{t.channel}/messages?limit=50"),
@@ -282,7 +286,7 @@ ROUTES = (
         lambda t: post("/api/commands", lambda n: {"channel_id": t.channel, "command": "tasks"}),
         204,
     ),
-    Route("POST /api/tasks", lambda t: post("/api/tasks", _task_body(t.channel)), 201),
+    Route("POST /api/tasks", lambda t: post("/api/tasks", _task_body(t.tasks_channel)), 201),
     Route(
         "POST /api/messages (stored)",
         lambda t: post(
@@ -301,10 +305,12 @@ async def _create_channel(target: Target, name: str) -> str:
 
 
 async def seed(target: Target) -> None:
-    """One channel with HISTORY_MESSAGES messages and one task (the floor needs nothing)."""
+    """A channel with HISTORY_MESSAGES messages and one task, and an empty one for the created
+    tasks (the floor needs nothing)."""
     if target.name == "floor":
         return
     target.channel = await _create_channel(target, "bench")
+    target.tasks_channel = await _create_channel(target, "bench-tasks")
     http = await Http.open(target.port)
     message = post("/api/messages", lambda n: {"channel_id": target.channel, "content": f"s{n}"})
     for n in range(HISTORY_MESSAGES):
@@ -318,7 +324,7 @@ async def seed(target: Target) -> None:
 
 async def add_channels(target: Target) -> None:
     if target.name != "floor":
-        for n in range(1, LIST_CHANNELS):
+        for n in range(2, LIST_CHANNELS):  # the two of seed() make LIST_CHANNELS
             await _create_channel(target, f"more-{n:03d}")
 
 

@@ -55,7 +55,7 @@ def register(app: Quart, deps: ApiDeps, lean: LeanRoutes | None = None) -> None:
             raise ApiError(400, "unknown command") from err
         if deps.store is not None and await deps.store.get_channel(channel_id) is None:
             raise ApiError(404, "channel not found")
-        deps.background.spawn(
+        await deps.background.spawn(
             partial(handler.handle_interaction, interaction),
             name=f"command {interaction.command_name} in {channel_id}",
         )

@@ -30,7 +30,9 @@ class BranchReader(Protocol):
 class BackgroundSpawner(Protocol):
     """Starts work that outlives the request (upstream's "background context")."""
 
-    def spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None: ...
+    async def spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        """Start ``fn``; may wait for room first (bounded), returns once it has started."""
+        ...
 
 
 @dataclass

@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from trio_websocket import WebSocketConnection
 
 from loop_server.clock import SystemClock
 from loop_server.commands import CommandHandler
 from loop_server.protocols import Interaction, InteractionHandler
-from loop_server.runtime import ServerHandle, load_readme
+from loop_server.runtime import BACKGROUND_LIMIT, ServerHandle, load_readme
 from loop_server.services.channels import StoreChannelGrants
 from tests.conftest import add_channels
 from tests.events.events_helpers import connect_ws
@@ -350,3 +351,47 @@ async def test_unknown_channel_is_404_and_runs_nothing(
     bad = await post(client, {"channel_id": "nowhere", "command": "frobnicate"})
     assert (bad.status_code, bad.text) == (400, "unknown command\n")
     assert recording.interactions == []
+
+
+async def test_commands_beyond_the_background_limit_wait_for_a_running_one_to_end(
+    server: ServerHandle, client: httpx.AsyncClient, channel_id: str
+) -> None:
+    """At most BACKGROUND_LIMIT commands run at once: the next request is answered only once
+    one of them has ended, and then its command runs (nothing is dropped)."""
+    started: list[Interaction] = []
+    release = trio.Semaphore(0)
+
+    class Held:
+        async def handle_interaction(self, interaction: Interaction) -> None:
+            started.append(interaction)
+            await release.acquire()
+
+    attach(server, Held())
+    body = {"channel_id": channel_id, "command": "status"}
+    statuses: list[int] = []
+
+    async def one() -> None:
+        statuses.append((await post(client, body)).status_code)
+
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            for _ in range(BACKGROUND_LIMIT):
+                nursery.start_soon(one)
+    assert statuses == [204] * BACKGROUND_LIMIT
+    assert len(started) == BACKGROUND_LIMIT
+
+    late: list[int] = []
+
+    async def last() -> None:
+        late.append((await post(client, body)).status_code)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(last)
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        assert late == []  # waiting for a slot, not answered
+        assert len(started) == BACKGROUND_LIMIT
+        release.release()  # one held command ends
+    assert late == [204]
+    assert len(started) == BACKGROUND_LIMIT + 1
+    for _ in range(BACKGROUND_LIMIT):
+        release.release()
