@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.resources
 import logging
 import signal
@@ -12,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -108,6 +108,12 @@ async def _memory_database(
     except StoreError as err:
         log.error("memory disabled: %s", err)
         return None
+
+
+def _flat_fields(snapshot: Any) -> dict[str, Any]:
+    """A statistics dataclass of plain values as a dict. ``dataclasses.asdict`` deep-copies,
+    which cost ~10 µs per snapshot on every ``/api/health``, a hot route."""
+    return {name: getattr(snapshot, name) for name in snapshot.__dataclass_fields__}
 
 
 def load_readme() -> str:
@@ -446,11 +452,11 @@ async def _start_services(
         interactions=interactions,
         branches=GitBranchReader(),
         health=lambda: {
-            "events": dataclasses.asdict(hub.statistics()),
-            **({"events_relay": dataclasses.asdict(relay.statistics())} if relay else {}),
-            "terminals": dataclasses.asdict(terminals.statistics()),
+            "events": _flat_fields(hub.statistics()),
+            **({"events_relay": _flat_fields(relay.statistics())} if relay else {}),
+            "terminals": _flat_fields(terminals.statistics()),
             "agent_image": image_checker.status.as_health(),
-            "store": dataclasses.asdict(store.db.statistics()),
+            "store": _flat_fields(store.db.statistics()),
         },
         max_body_bytes=config.max_body_bytes,
         console=await trio.to_thread.run_sync(ConsoleAssets.from_package),

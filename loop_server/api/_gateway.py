@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+import trio
+
 from loop_server.access import (
     CALLER,
     VIA_AGENT_SOCKET,
@@ -235,7 +237,15 @@ class Gateway:
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *cors]
-            await send(message)
+            # Shielded: quart-trio cancels its request nursery as soon as hypercorn reports the
+            # disconnect that follows the last body chunk, and that cancellation landed inside
+            # hypercorn's send just when it re-arms the connection's keep-alive task; an idle
+            # keep-alive connection was then never closed, not after keep_alive_timeout and not
+            # on shutdown (tests/hardening/test_shutdown.py). hypercorn shields its socket writes
+            # itself, so this makes no send less cancellable. The lean path and the gateway's
+            # own answers run in no such nursery and skip the shield's cost.
+            with trio.CancelScope(shield=True):
+                await send(message)
 
         await self._app(scope, replay, send_with_cors)
 

@@ -4,8 +4,8 @@ on the socket directly.
 Listener set-up lives here too: the composition root binds with ``bind_socket`` (and
 ``bind_unix_socket`` for the agent socket), then calls ``serve_api(asgi_app, sock,
 EventsEndpoint(...), terminal=TerminalEndpoint(...), shutdown_trigger=..., ...)``, which
-configures hypercorn (``hypercorn_config``) and shields HTTP sends (``shield_http_sends``)
-around ``serve``; see docs/events.md and docs/terminal.md for why these sockets bypass ASGI.
+configures hypercorn (``hypercorn_config``) around ``serve``; see docs/events.md and
+docs/terminal.md for why these sockets bypass ASGI.
 """
 
 from loop_server.serving._events_endpoint import EventsEndpoint
@@ -15,7 +15,6 @@ from loop_server.serving._listener import (
     hypercorn_config,
     listening_url,
     serve_api,
-    shield_http_sends,
 )
 from loop_server.serving._serve import serve
 from loop_server.serving._terminal_endpoint import TerminalEndpoint
@@ -35,5 +34,4 @@ __all__ = [
     "remove_socket_file",
     "serve",
     "serve_api",
-    "shield_http_sends",
 ]

@@ -49,31 +49,6 @@ def listening_url(sock: socket.socket) -> tuple[str, str, int]:
     return f"http://{shown_host}:{bound_port}", bound_host, bound_port
 
 
-def shield_http_sends(app: Any) -> Any:
-    """The ASGI app with each HTTP ``send`` shielded from cancellation.
-
-    quart-trio cancels its request nursery as soon as hypercorn reports the disconnect that
-    follows the last body chunk, and that cancellation lands inside hypercorn's ``send`` just
-    when it re-arms the connection's keep-alive task. Unshielded, an idle keep-alive connection
-    was then never closed: not after ``keep_alive_timeout``, and not on shutdown, which waited
-    the whole graceful timeout for it (tests/hardening/test_shutdown.py). hypercorn shields its
-    socket writes itself, so this makes no send less cancellable than it was.
-    """
-
-    async def shielded(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_shielded(message: Any) -> None:
-            with trio.CancelScope(shield=True):
-                await send(message)
-
-        await app(scope, receive, send_shielded)
-
-    return shielded
-
-
 def hypercorn_config(*, graceful_timeout: float, websocket_max_message_size: int) -> HyperConfig:
     hyper = HyperConfig()
     hyper.graceful_timeout = graceful_timeout
@@ -100,10 +75,10 @@ async def serve_api(
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """``serve`` the API on ``sock`` (and the agent sockets), HTTP sends shielded
-    (``shield_http_sends``), hypercorn configured by ``hypercorn_config``."""
+    """``serve`` the API on ``sock`` (and the agent sockets), hypercorn configured by
+    ``hypercorn_config``."""
     await serve(
-        shield_http_sends(app),
+        app,
         hypercorn_config(
             graceful_timeout=graceful_timeout, websocket_max_message_size=max_ws_message_bytes
         ),

@@ -19,21 +19,24 @@ from hypercorn.protocol.h11 import H11Protocol
 
 _SendEvent = Callable[[Any, Any], Awaitable[None]]
 _MARK = "_loop_reason_phrases"
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
 
 def with_reason(event: Any) -> Any:
     """``event`` with the standard reason phrase of its status when it has none."""
     if not isinstance(event, h11.Response | h11.InformationalResponse) or event.reason:
         return event
-    try:
-        phrase = http.HTTPStatus(event.status_code).phrase
-    except ValueError:  # a code with no standard phrase keeps the empty one
+    phrase = _PHRASES.get(event.status_code)
+    if phrase is None:  # a code with no standard phrase keeps the empty one
         return event
+    # ``_parsed=True``: the headers were validated when hypercorn built ``event``; validating
+    # them again cost ~8 µs of a ~400 µs request (h11 pinned in pyproject.toml).
     return type(event)(
         status_code=event.status_code,
-        headers=list(event.headers),
+        headers=event.headers,
         http_version=event.http_version,
-        reason=phrase.encode("ascii"),
+        reason=phrase,
+        _parsed=True,
     )
 
 

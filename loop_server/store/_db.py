@@ -74,6 +74,9 @@ def _open_sync(path: Path, readers: int, busy_timeout: float) -> Database:
         # FULL: a committed write survives power loss, not only a crash of this process.
         writer.execute("PRAGMA synchronous = FULL")
         migrate(writer, now_utc())
+        # From here the writer waits for no lock but in a worker thread: the group committer
+        # raises it around the BEGIN of a batch it runs there (``_group_commit.run_batch``).
+        writer.execute("PRAGMA busy_timeout = 0")
         # Readers are read-only at the SQLite level, so a read function cannot write by mistake.
         ro_uri = path.absolute().as_uri() + "?mode=ro"
         pool: list[sqlite3.Connection] = []

@@ -5,10 +5,11 @@ not the SQL — is most of a small write's cost. Writers that arrive while one c
 flight wait anyway; taking all of them into the next transaction turns N fsyncs into one and N
 thread hops into one, and costs a lone writer nothing (its batch has one job).
 
-Each job runs inside its own SAVEPOINT, so a job that raises is undone alone and the others in
-its batch still commit: to a caller a batched write behaves exactly like a transaction of its
-own. No result leaves here before the batch's COMMIT has returned (so the write is durable);
-if the COMMIT itself fails, every job of the batch gets that error and nothing of it is stored.
+Each job of a batch of several runs inside its own SAVEPOINT, so a job that raises is undone
+alone and the others in its batch still commit: to a caller a batched write behaves exactly
+like a transaction of its own. No result leaves here before the batch's COMMIT has returned
+(so the write is durable); if the COMMIT itself fails, every job of the batch gets that error
+and nothing of it is stored.
 
 Who commits: the first waiter that finds no commit running takes everything queued and runs it
 in a worker thread; everyone else sleeps on an event that fires after each batch. No background
@@ -20,8 +21,9 @@ loop's thread and only the COMMIT — the fsync — in a worker thread. Why: run
 thread, each of a batch's statements gives up the GIL and must win it back from the busy event
 loop, so under load a batch of 4 inserts took ~2 ms of wall time for 0.4 ms of fsync
 (measured on 2 CPUs); on the loop's thread the same statements take ~30 µs each. The inline
-BEGIN does not wait for a lock held by another process (busy timeout 0 for that statement): if
-it meets one, the batch runs the usual way, in a worker thread that waits ``busy_timeout``.
+BEGIN does not wait for a lock held by another process (the writer's busy timeout is 0 but
+around a worker thread's BEGIN): if it meets one, the batch runs the usual way, in a worker
+thread that waits ``busy_timeout``.
 """
 
 from __future__ import annotations
@@ -87,11 +89,7 @@ def _run_job(conn: sqlite3.Connection, job: WriteJob) -> None:
     try:
         job.result = job.fn(conn)
     except BaseException as exc:
-        if isinstance(exc, sqlite3.Error):
-            job.error = store_error(exc)
-            job.error.__cause__ = exc
-        else:
-            job.error = exc  # the caller's own exception comes out unchanged
+        _set_error(job, exc)
         # An I/O or disk-full error may already have ended the whole transaction.
         if conn.in_transaction:
             conn.execute("ROLLBACK TO job")
@@ -100,38 +98,67 @@ def _run_job(conn: sqlite3.Connection, job: WriteJob) -> None:
     conn.execute("RELEASE job")
 
 
-def run_batch(conn: sqlite3.Connection, jobs: list[WriteJob]) -> None:
+def _set_error(job: WriteJob, exc: BaseException) -> None:
+    if isinstance(exc, sqlite3.Error):
+        job.error = store_error(exc)
+        job.error.__cause__ = exc
+    else:
+        job.error = exc  # the caller's own exception comes out unchanged
+
+
+def run_batch(conn: sqlite3.Connection, jobs: list[WriteJob], busy_timeout_ms: int) -> None:
     """Run ``jobs`` in one BEGIN IMMEDIATE … COMMIT; sets each job's result or error.
 
     IMMEDIATE takes the write lock up front, so the transaction cannot fail half-way with
-    SQLITE_BUSY (another process on the same file waits busy_timeout).
+    SQLITE_BUSY. Only this BEGIN waits for a lock another process holds (``busy_timeout_ms``):
+    the writer's resting busy timeout is 0, so that nothing run on the event loop's thread
+    ever waits for one (``GroupCommitter``).
     """
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
         _fail_all(jobs, store_error(exc), exc)
         return
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
     if run_jobs(conn, jobs):
         commit(conn, jobs)
 
 
-def begin_nowait(conn: sqlite3.Connection, busy_timeout_ms: int) -> bool:
-    """BEGIN IMMEDIATE without waiting for a lock: False if another process holds it."""
-    conn.execute("PRAGMA busy_timeout = 0")
+def begin_nowait(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE without waiting for a lock (the writer's busy timeout is 0): False if
+    another process holds it."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if is_lock_error(exc):
             return False
         raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     return True
 
 
 def run_jobs(conn: sqlite3.Connection, jobs: list[WriteJob]) -> bool:
-    """Each job in its savepoint, inside the open transaction; False if SQLite ended that
-    transaction on its own (then no job of the batch may be acknowledged)."""
+    """Each job in its savepoint, inside the open transaction; False if that transaction was
+    ended (then no job of the batch may be acknowledged, and there is nothing to commit).
+
+    A batch of one job needs no savepoint: its transaction is the job's, so a job that raises
+    rolls the whole of it back (two statements fewer for a lone write, the common case when
+    writes are not concurrent).
+    """
+    if len(jobs) == 1:
+        job = jobs[0]
+        try:
+            job.result = job.fn(conn)
+        except BaseException as exc:
+            _set_error(job, exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return False
+        if not conn.in_transaction:
+            job.error = StoreError("transaction rolled back")
+            return False
+        return True
     for job in jobs:
         _run_job(conn, job)
         if not conn.in_transaction:
@@ -245,7 +272,7 @@ class GroupCommitter:
         conn = self.conn
         if all(job.keyed for job in batch):
             try:
-                begun = begin_nowait(conn, self.busy_timeout_ms)
+                begun = begin_nowait(conn)
             except sqlite3.Error as exc:
                 _fail_all(batch, store_error(exc), exc)
                 return
@@ -263,7 +290,9 @@ class GroupCommitter:
                 if complete:
                     await trio.to_thread.run_sync(commit, conn, batch, limiter=self.thread_limiter)
                 return
-        await trio.to_thread.run_sync(run_batch, conn, batch, limiter=self.thread_limiter)
+        await trio.to_thread.run_sync(
+            run_batch, conn, batch, self.busy_timeout_ms, limiter=self.thread_limiter
+        )
 
     async def drain(self) -> None:
         """Wait until nothing is queued or running (used by close)."""

@@ -458,3 +458,20 @@ async def test_requests_on_a_unix_socket_are_not_held_to_the_host_rule(
                 assert foreign.status_code == 403  # the Origin rule holds everywhere
     finally:
         stop.set()
+
+
+def test_verdicts_are_remembered_per_origin_and_host_and_stay_right_past_the_bound() -> None:
+    policy = OriginPolicy(allowed_origins=["https://app.example"])
+    page = [(b"Host", b"127.0.0.1:8222"), (b"Origin", b"https://app.example")]
+    first = policy.judge(page)
+    assert first.refusal is None
+    assert policy.judge(page) is first  # kept, not worked out again
+    # Many distinct hosts (more than are kept): each still gets its own right verdict.
+    for n in range(600):
+        rebinding = policy.judge([(b"host", f"evil{n}.example".encode())])
+        assert rebinding.refusal is not None and f"evil{n}.example" in rebinding.refusal
+        assert policy.judge([(b"host", f"127.0.0.{n % 250 + 1}".encode())]).refusal is None
+    assert policy.judge(page).refusal is None
+    assert policy.judge(page, over_tcp=False).refusal is None
+    other = [(b"Host", b"127.0.0.1:8222"), (b"Origin", b"https://other.example")]
+    assert policy.judge(other).refusal is not None

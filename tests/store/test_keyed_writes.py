@@ -151,3 +151,22 @@ async def test_a_keyed_write_after_close_is_refused(tmp_path: Path) -> None:
     await db.close()
     with pytest.raises(StoreError, match="closed"):
         await db.write(insert_channel("x"), keyed=True)
+
+
+async def test_a_lone_keyed_write_that_raises_leaves_nothing(tmp_path: Path) -> None:
+    """A batch of one runs without a savepoint: its failure rolls back the whole transaction,
+    and the writer is usable at once."""
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        insert_channel("half")(conn)
+        raise RuntimeError("boom")
+
+    async with await Database.open(tmp_path / "loop.db") as db:
+        with pytest.raises(RuntimeError, match="boom"):
+            await db.write(insert_then_fail, keyed=True)
+        with pytest.raises(ConstraintViolation):
+            await db.write(lambda c: insert_channel("x")(c) and insert_channel("x")(c), keyed=True)
+        assert await db.write(insert_channel("after"), keyed=True) == "after"
+        assert await db.read(channel_ids) == ["after"]
+        stats = db.statistics()
+    assert (stats.commits, stats.writes_committed) == (1, 1)

@@ -211,3 +211,25 @@ async def test_delete_is_one_transaction(store: Store) -> None:
         ("t1", 3),
         ("t2", 3),
     ]
+
+
+async def test_get_answers_every_change_to_the_row_it_keeps(store: Store) -> None:
+    """``get`` answers from memory between writes (SQLite): each kind of write to ``channels``
+    shows in the next ``get``."""
+    assert await store.channels.get("c1") is None
+    await store.messages.insert(new_message("c1", 1), auto_create_platform="local")
+    created = await store.channels.get("c1")
+    assert created is not None and created.name == "c1"
+    assert await store.channels.get("c1") == created
+    await add_channel(store, "c1", name="renamed")
+    renamed = await store.channels.get("c1")
+    assert renamed is not None and renamed.name == "renamed"
+    assert await store.channels.set_session_id("c1", "s-42", at(5))
+    resumed = await store.channels.get("c1")
+    assert resumed is not None and resumed.session_id == "s-42"
+    await add_channel(store, "t1", parent_id="c1")
+    assert (await store.channels.get("t1")) is not None
+    assert await store.channels.delete_children("c1") == 1
+    assert await store.channels.get("t1") is None
+    assert await store.channels.delete("c1")
+    assert await store.channels.get("c1") is None
