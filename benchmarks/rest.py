@@ -16,7 +16,9 @@ as soon as the previous answer is complete (closed loop), pre-built request byte
 parsed by Content-Length only. Each (route, target) pair runs ``--seconds`` per round (the first
 ``WARMUP`` s not counted), targets rotated each round; the table quotes the median over rounds
 of req/s and of the per-round p50/p99 latency, and each route's median ratio against the floor
-and against the peer.
+and against the peer; and each target's CPU time per request (all its threads, from
+``/proc/<pid>/stat``), which is steadier than req/s on a noisy machine. Between runs, ours
+is left to finish the agent runs its stored messages queued (``settle``).
 
 Routes: health, channel list (2 channels, then 500), a history page (50 of 400 messages), task
 get, a command (``tasks``: lists the channel's one task and stores the bot's reply; ours answers
@@ -203,6 +205,15 @@ class Sample:
     rps: float
     p50_ms: float
     p99_ms: float
+    requests: int = 0  # every answer of the run, the warm-up's included
+    cpu_us: float = 0.0  # the target's CPU time (all its threads) per request, when measured
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(port: int, make: RequestMaker, expect: int, seconds: float) -> Sample:
@@ -212,9 +223,10 @@ async def load(port: int, make: RequestMaker, expect: int, seconds: float) -> Sa
     counted_from = start + WARMUP
     stop_at = start + seconds
     counted = 0
+    answered = 0
 
     async def connection() -> None:
-        nonlocal counted
+        nonlocal counted, answered
         http = await Http.open(port)
         try:
             while (now := time.perf_counter()) < stop_at:
@@ -223,6 +235,7 @@ async def load(port: int, make: RequestMaker, expect: int, seconds: float) -> Sa
                 done = time.perf_counter()
                 if status != expect:
                     raise SystemExit(f"expected {expect}, got {status}: {body[:200]!r}")
+                answered += 1
                 if now >= counted_from:
                     latencies.append(done - now)
                     counted += 1
@@ -238,6 +251,7 @@ async def load(port: int, make: RequestMaker, expect: int, seconds: float) -> Sa
         counted / elapsed,
         latencies[len(latencies) // 2] * 1e3,
         latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
+        requests=answered,
     )
 
 
@@ -322,6 +336,20 @@ async def seed(target: Target) -> None:
     target.task_id = int(json.loads(body)["id"])
 
 
+async def settle(target: Target) -> None:
+    """Wait until ours runs no agent (each stored message queues a run that fails at once
+    without an image), so that no route is measured with the last one's runs still going."""
+    if target.name != "ours":
+        return
+    with trio.fail_after(120):
+        while True:
+            status, body = await call(target, get("/api/channels")(0))
+            assert status == 200, body
+            if not any(channel.get("agent_running") for channel in json.loads(body)):
+                return
+            await trio.sleep(0.05)
+
+
 async def add_channels(target: Target) -> None:
     if target.name != "floor":
         for n in range(2, LIST_CHANNELS):  # the two of seed() make LIST_CHANNELS
@@ -343,6 +371,7 @@ async def bench(options: argparse.Namespace, tmp: Path) -> Results:
         try:
             for target in targets.values():
                 await seed(target)
+                await settle(target)
             for route in ROUTES:
                 if route.name.endswith(f"({LIST_CHANNELS} channels)"):
                     for target in targets.values():
@@ -351,16 +380,21 @@ async def bench(options: argparse.Namespace, tmp: Path) -> Results:
                     order = TARGETS[round_no % 3 :] + TARGETS[: round_no % 3]
                     for name in order:
                         target = targets[name]
+                        cpu_before = process_cpu_seconds(target.process.pid)
                         sample = await load(
                             target.port,
                             route.make(target),
                             route.status_for(target),
                             options.seconds,
                         )
+                        cpu = process_cpu_seconds(target.process.pid) - cpu_before
+                        sample.cpu_us = cpu / max(sample.requests, 1) * 1e6
+                        await settle(target)
                         results.samples.setdefault((route.name, name), []).append(sample)
                         print(
                             f"  {route.name:<34} {name:<5} {sample.rps:8.0f} req/s"
-                            f"  p50 {sample.p50_ms:6.2f} ms  p99 {sample.p99_ms:6.2f} ms",
+                            f"  p50 {sample.p50_ms:6.2f} ms  p99 {sample.p99_ms:6.2f} ms"
+                            f"  CPU {sample.cpu_us:5.0f} µs/req",
                             flush=True,
                         )
         finally:
@@ -373,8 +407,8 @@ async def bench(options: argparse.Namespace, tmp: Path) -> Results:
 def table(results: Results) -> str:
     lines = [
         "| route | ours req/s | node req/s | floor req/s | ours/floor | ours/node "
-        "| ours p50 / p99 ms | node p50 / p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ours p50 / p99 ms | node p50 / p99 ms | CPU µs/req ours / floor / node |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for route in ROUTES:
         ours = results.samples[(route.name, "ours")]
@@ -391,7 +425,9 @@ def table(results: Results) -> str:
             f"| {route.name} | {med(ours, 'rps'):.0f} | {med(node, 'rps'):.0f} "
             f"| {med(floor, 'rps'):.0f} | {vs_floor:.2f}× | {vs_node:.2f}× "
             f"| {med(ours, 'p50_ms'):.2f} / {med(ours, 'p99_ms'):.2f} "
-            f"| {med(node, 'p50_ms'):.2f} / {med(node, 'p99_ms'):.2f} |"
+            f"| {med(node, 'p50_ms'):.2f} / {med(node, 'p99_ms'):.2f} "
+            f"| {med(ours, 'cpu_us'):.0f} / {med(floor, 'cpu_us'):.0f} "
+            f"/ {med(node, 'cpu_us'):.0f} |"
         )
     return "\n".join(lines)
 

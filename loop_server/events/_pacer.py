@@ -14,10 +14,12 @@ wave's *leader*; the others park behind it. The leader releases them 16 per sche
 so requests are served between chunks, and each writer drains everything queued since — the
 events of several writes for one wake-up and one syscall. If events were published while the
 wave was released, the next wave waits ``ratio`` (4) times the release's duration (between 2
-ms and 0.1 s): the writers then get at most a fifth of the time, and an event waits at most
-0.1 s for its wave. If none were, the next event starts a wave at once. A writer that has just
-written and sees events published since its wave began waits for the next wave directly (one
-wake-up per wave instead of two); otherwise it waits on its channel.
+ms and 30 ms): the writers then get at most a fifth of the time, and an event waits at most
+30 ms for its wave (0.1 s before 2026-12-04: the lower ceiling cut the p99 of a write's
+delivery to 200 subscribers by a fifth and cost no throughput, docs/benchmarks.md). If none
+were, the next event starts a wave at once. A writer that has just written and sees events
+published since its wave began waits for the next wave directly (one wake-up per wave instead
+of two); otherwise it waits on its channel.
 
 When no request is being served (the hub's own publishers, an agent run streaming to a quiet
 server) nothing competes for the CPU, and every event goes out as before: each writer woken by
@@ -37,7 +39,7 @@ from collections.abc import Callable
 import trio
 
 DEFAULT_FLOOR = 0.002  # s: the least gap between waves while events keep coming
-DEFAULT_CEILING = 0.1  # s: the most an event waits for its wave
+DEFAULT_CEILING = 0.03  # s: the most an event waits for its wave (docs/benchmarks.md)
 DEFAULT_RATIO = 4.0  # gap ÷ the last wave's release time: writers get ≤ 1/(1+ratio)
 DEFAULT_CHUNK = 16  # writers released per scheduler pass
 
