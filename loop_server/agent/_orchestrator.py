@@ -173,8 +173,11 @@ class Orchestrator:
                 job.ticket = await self._turns.take(channel_id)
                 self._enqueue(job)
         finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._ticket_locks.pop(channel_id, None)
+            # Only this lock, and only when nobody holds or waits for it: a lock that was
+            # replaced meanwhile belongs to other callers.
+            idle = not lock.locked() and lock.statistics().tasks_waiting == 0
+            if idle and self._ticket_locks.get(channel_id) is lock:
+                del self._ticket_locks[channel_id]
 
     def _enqueue(self, job: _Job) -> None:
         if self._nursery is None:
