@@ -84,18 +84,26 @@ class CommitCounters:
     inline_batches: int = 0  # batches whose statements ran on the event loop's thread
 
 
-def _run_job(conn: sqlite3.Connection, job: WriteJob) -> None:
-    conn.execute("SAVEPOINT job")
+def _run_job(conn: sqlite3.Connection, job: WriteJob, *, alone: bool) -> None:
+    """Run ``job`` inside the open transaction. ``alone``: it is the transaction's only job,
+    so it needs no savepoint (two statements fewer for a lone write): if it raises, the whole
+    transaction is rolled back."""
+    if not alone:
+        conn.execute("SAVEPOINT job")
     try:
         job.result = job.fn(conn)
     except BaseException as exc:
         _set_error(job, exc)
         # An I/O or disk-full error may already have ended the whole transaction.
         if conn.in_transaction:
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
+            if alone:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
         return
-    conn.execute("RELEASE job")
+    if not alone:
+        conn.execute("RELEASE job")
 
 
 def _set_error(job: WriteJob, exc: BaseException) -> None:
@@ -139,35 +147,19 @@ def begin_nowait(conn: sqlite3.Connection) -> bool:
 
 
 def run_jobs(conn: sqlite3.Connection, jobs: list[WriteJob]) -> bool:
-    """Each job in its savepoint, inside the open transaction; False if that transaction was
-    ended (then no job of the batch may be acknowledged, and there is nothing to commit).
-
-    A batch of one job needs no savepoint: its transaction is the job's, so a job that raises
-    rolls the whole of it back (two statements fewer for a lone write, the common case when
-    writes are not concurrent).
-    """
-    if len(jobs) == 1:
-        job = jobs[0]
-        try:
-            job.result = job.fn(conn)
-        except BaseException as exc:
-            _set_error(job, exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return False
-        if not conn.in_transaction:
-            job.error = StoreError("transaction rolled back")
-            return False
-        return True
+    """Each job in its savepoint (none for a batch of one), inside the open transaction; False
+    if that transaction was ended: then no job of the batch may be acknowledged, and there is
+    nothing to commit."""
+    alone = len(jobs) == 1
     for job in jobs:
-        _run_job(conn, job)
+        _run_job(conn, job, alone=alone)
         if not conn.in_transaction:
-            # SQLite rolled the transaction back on its own: the jobs before this one are
-            # gone too, so none of them may be acknowledged.
-            err = job.error if job.error is not None else StoreError("transaction rolled back")
+            # Rolled back (a lone job that raised, or SQLite on its own): the jobs before this
+            # one are gone too, so none of them may be acknowledged.
+            cause = job.error if job.error is not None else "the transaction ended"
             for other in jobs:
-                if other is not job and other.error is None:
-                    other.error = StoreError(f"transaction rolled back: {err}")
+                if other.error is None:
+                    other.error = StoreError(f"transaction rolled back: {cause}")
             return False
     return True
 
