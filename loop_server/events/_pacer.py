@@ -15,11 +15,11 @@ so requests are served between chunks, and each writer drains everything queued 
 events of several writes for one wake-up and one syscall. If events were published while the
 wave was released, the next wave waits ``ratio`` (4) times the release's duration (between 2
 ms and 30 ms): the writers then get at most a fifth of the time, and an event waits at most
-30 ms for its wave (0.1 s before 2026-12-04: the lower ceiling cut the p99 of a write's
-delivery to 200 subscribers by a fifth and cost no throughput, docs/benchmarks.md). If none
-were, the next event starts a wave at once. A writer that has just written and sees events
-published since its wave began waits for the next wave directly (one wake-up per wave instead
-of two); otherwise it waits on its channel.
+30 ms for its wave (0.1 s before 2026-12-04: the tighter bound cost no throughput in the
+user's-path benchmark; its effect on p99 was within that host's noise, docs/benchmarks.md).
+If none were, the next event starts a wave at once. A writer that has just written and sees
+events published since its wave began waits for the next wave directly (one wake-up per wave
+instead of two); otherwise it waits on its channel.
 
 When no request is being served (the hub's own publishers, an agent run streaming to a quiet
 server) nothing competes for the CPU, and every event goes out as before: each writer woken by
