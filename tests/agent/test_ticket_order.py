@@ -27,6 +27,13 @@ from tests.agent.conftest import Recorder
 CHANNEL = "c-turns"
 
 
+def _user_messages(recorder: Recorder) -> int:
+    """User messages stored and announced so far (each is recorded before it is queued)."""
+    return sum(
+        1 for kind, _, data in recorder.events if kind == "message.created" and not data["is_bot"]
+    )
+
+
 class SlowFirstTake:
     """``ChannelTurns`` whose first ``take`` answers only once released; records the order in
     which tickets are waited for and released."""
@@ -99,8 +106,8 @@ async def test_a_slow_first_ticket_is_still_queued_first(tmp_path: Path) -> None
                 nursery.start_soon(orchestrator.handle_incoming_message, CHANNEL, "u1", "second")
                 # The second request gets as far as it can while the first's ticket is held:
                 # its message stored (a worker thread's commit), then queueing.
-                while len(await store.messages.recent(CHANNEL, 10)) < 2:
-                    await trio.sleep(0.005)
+                while _user_messages(recorder) < 2:
+                    await recorder.changed.wait()
                 await trio.testing.wait_all_tasks_blocked()
                 turns.release_first.set()
                 await trio.testing.wait_all_tasks_blocked()
