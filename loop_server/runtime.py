@@ -141,10 +141,6 @@ class Background:
         self._nursery = nursery
         self._slots = trio.CapacityLimiter(limit)
 
-    @property
-    def running(self) -> int:
-        return self._slots.borrowed_tokens
-
     async def spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
         """Start ``fn`` as soon as a slot is free; returns once it has started."""
         slot = object()
