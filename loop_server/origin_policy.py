@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from loop_server.memo import Memo
+
 Headers = tuple[tuple[bytes, bytes], ...]
 
 _ALLOW_METHODS = (b"access-control-allow-methods", b"GET, POST, PATCH, DELETE, OPTIONS")
@@ -90,7 +92,9 @@ def _origin_text(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{shown}{suffix}"
 
 
+#: Bounds of the verdicts kept (``OriginPolicy.judge``): entries, and bytes of header values.
 _VERDICTS_KEPT = 256
+_VERDICT_BYTES_KEPT = 1 << 20
 
 
 def _is_ip(name: str) -> bool:
@@ -149,8 +153,10 @@ class OriginPolicy:
         self.check_host = check_host
         # Verdicts by (origin, host, over_tcp): a verdict depends on nothing else, and working
         # one out (URL and IP address parsing) cost ~25 µs of every request, while a server
-        # sees the same few values again and again. Bounded: emptied when full.
-        self._verdicts: dict[tuple[bytes | None, bytes | None, bool], Verdict] = {}
+        # sees the same few values again and again.
+        self._verdicts: Memo[tuple[bytes | None, bytes | None, bool], Verdict] = Memo(
+            max_entries=_VERDICTS_KEPT, max_weight=_VERDICT_BYTES_KEPT
+        )
 
     def judge(self, headers: Iterable[tuple[bytes, bytes]], *, over_tcp: bool = True) -> Verdict:
         """The verdict on a request with ``headers`` (names in any case). ``over_tcp``: it came
@@ -166,9 +172,8 @@ class OriginPolicy:
         key = (origin, host, over_tcp)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            if len(self._verdicts) >= _VERDICTS_KEPT:
-                self._verdicts.clear()
-            verdict = self._verdicts[key] = self._judge(origin, host, over_tcp=over_tcp)
+            verdict = self._judge(origin, host, over_tcp=over_tcp)
+            self._verdicts.put(key, verdict, len(origin or b"") + len(host or b""))
         return verdict
 
     def _judge(self, origin: bytes | None, host: bytes | None, *, over_tcp: bool) -> Verdict:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import trio
 
 from loop_server.domain import Channel, ChannelUpsert
+from loop_server.memo import Memo
 from loop_server.store._sql import SqlConnection, StoreDatabase
 from loop_server.timefmt import from_db, to_db
 
@@ -86,8 +87,22 @@ def delete_children_sync(conn: SqlConnection, parent_id: str) -> int:
     return cur.rowcount
 
 
-#: How many ``ChannelRepository.get`` answers are kept (emptied when full).
+#: Bounds of the ``ChannelRepository.get`` answers kept: entries, and about their bytes.
 _CHANNELS_KEPT = 1024
+_CHANNEL_BYTES_KEPT = 4 << 20
+_CHANNEL_OVERHEAD = 256  # a Channel's fixed fields and the entry, roughly, in bytes
+
+
+def _channel_weight(channel: Channel | None) -> int:
+    if channel is None:
+        return _CHANNEL_OVERHEAD
+    return (
+        _CHANNEL_OVERHEAD
+        + len(channel.name)
+        + len(channel.dir_path)
+        + len(channel.permissions)
+        + len(channel.session_id)
+    )
 
 
 class ChannelsGeneration:
@@ -132,8 +147,11 @@ class ChannelRepository:
             self.generation = generation if generation is not None else ChannelsGeneration()
         # Deleting a channel or its threads deletes their messages too.
         self._messages_generation = messages_generation if cached else None
-        # ``get``'s answers, each under the generation it was read under (see ``get``).
-        self._by_id: dict[str, tuple[int, Channel | None]] = {}
+        # ``get``'s answers by (channel id, the generation they were read under), see ``get``.
+        # The value is a 1-tuple, so that a kept "no such channel" is told from a miss.
+        self._by_id: Memo[tuple[str, int], tuple[Channel | None]] = Memo(
+            max_entries=_CHANNELS_KEPT, max_weight=_CHANNEL_BYTES_KEPT
+        )
 
     async def _write_with_messages(self, fn: Callable[[SqlConnection], _T]) -> _T:
         try:
@@ -175,15 +193,13 @@ class ChannelRepository:
         generation = self.generation
         if generation is None:
             return await self._db.read(query, keyed=True)
-        read_under = generation.value
-        kept = self._by_id.get(channel_id)
-        if kept is not None and kept[0] == read_under:
+        key = (channel_id, generation.value)
+        kept = self._by_id.get(key)
+        if kept is not None:
             await trio.lowlevel.checkpoint()  # an await that lets others run, as a read does
-            return kept[1]
+            return kept[0]
         channel = await self._db.read(query, keyed=True)
-        if len(self._by_id) >= _CHANNELS_KEPT:
-            self._by_id.clear()
-        self._by_id[channel_id] = (read_under, channel)
+        self._by_id.put(key, (channel,), _channel_weight(channel))
         return channel
 
     async def get_by_dir_path(self, dir_path: str, platform: str) -> Channel | None:
