@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import process_cpu_seconds
 from events_fanout import (
     PEERS,
     ROOT,
@@ -123,11 +124,6 @@ def _wait_ready(name: str, process: subprocess.Popen[str]) -> int:
                 subprocess.Popen(["cat"], stdin=stream, stdout=subprocess.DEVNULL)
             return int(match.group(1))
     raise RuntimeError(f"{name} did not start")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the load client -------------------------------------------------------------------------
@@ -354,11 +350,11 @@ def run_client(options: argparse.Namespace) -> dict[str, Any]:
         return last
 
     pump(options.warmup, record=False)
-    cpu_before = _cpu_seconds(options.server_pid)
+    cpu_before = process_cpu_seconds(options.server_pid)
     started = time.monotonic_ns()
     last = pump(options.writes, record=True)
     elapsed = (last - started) / 1e9
-    server_cpu = _cpu_seconds(options.server_pid) - cpu_before
+    server_cpu = process_cpu_seconds(options.server_pid) - cpu_before
     deliveries = options.writes * n
     return {
         "deliveries_per_s": deliveries / elapsed,

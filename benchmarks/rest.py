@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+from _proc import process_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 PEER_DIR = HERE / "peers" / "rest"
@@ -207,13 +208,6 @@ class Sample:
     p99_ms: float
     requests: int = 0  # every answer of the run, the warm-up's included
     cpu_us: float = 0.0  # the target's CPU time (all its threads) per request, when measured
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(port: int, make: RequestMaker, expect: int, seconds: float) -> Sample:
