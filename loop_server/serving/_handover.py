@@ -10,9 +10,15 @@ hypercorn only parses a request once its answer to the previous one is complete,
 point nothing of hypercorn's is left on the wire and the socket can change hands; the stream
 wrapper then ignores hypercorn's own closing of it.
 
-This relies on two hypercorn internals (``TCPServer`` assigning ``self.protocol`` in ``run``,
-and ``H11Protocol._check_protocol`` seeing each request first); hypercorn is pinned, and the
-handover tests fail loudly if either changes.
+The same two classes carry what we change in how hypercorn serves HTTP/1.1 on every
+connection: each answer is written in one ``send`` (``_HandoverH11._send_h11_event``), its
+status line carries its reason phrase (``_reason_phrase``), and the keep-alive timer starts no
+task per request (``_keep_alive``).
+
+This relies on hypercorn internals (``TCPServer`` assigning ``self.protocol`` in ``run`` and
+keeping its timer in ``idle_task``; ``H11Protocol._check_protocol`` seeing each request first
+and ``_send_h11_event`` writing every event); hypercorn is pinned, and the handover, status
+line, keep-alive and shutdown tests fail loudly if any of them changes.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from __future__ import annotations
 from typing import Any
 
 import h11
+import trio
+from hypercorn.events import RawData
 from hypercorn.protocol import ProtocolWrapper
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.tcp_server import TCPServer
 
+from loop_server.serving._keep_alive import KeepAliveTimer
 from loop_server.serving._prefixed_stream import PrefixedStream
+from loop_server.serving._reason_phrase import with_reason
 from loop_server.serving._request_head import RequestHead, head_from_request
 
 
@@ -49,6 +59,18 @@ class HandoverServer(TCPServer):  # type: ignore[misc]  # hypercorn is untyped h
         self._paths = paths
         self._prefixed = stream
         self._wrapper: ProtocolWrapper | None = None
+        self._keep_alive = KeepAliveTimer(
+            self.config.keep_alive_timeout, self.context.terminated, self._initiate_server_close
+        )
+        self.idle_task = self._keep_alive  # type: ignore[assignment]  # same interface
+
+    async def _read_data(self) -> None:
+        try:
+            await super()._read_data()
+        finally:
+            # Nothing more comes in: no idle time left to watch (hypercorn's own timer task
+            # lingered for keep_alive_timeout after the client had gone).
+            self._keep_alive.close()
 
     @property  # type: ignore[override]
     def protocol(self) -> ProtocolWrapper:
@@ -81,6 +103,32 @@ class _HandoverH11(H11Protocol):  # type: ignore[misc]
         super().__init__(*args)
         self._paths = paths
         self._prefixed = stream
+        self._held_head = b""  # a response's head, written with what follows it
+
+    async def _send_h11_event(self, event: Any) -> None:
+        """hypercorn's, but each answer in one write, and status lines with their phrase.
+
+        hypercorn writes a response's head, its body and its end (``b""`` with a
+        Content-Length) in three writes; the client then wakes for the head alone. The
+        head is held and written with the body, or with the end when there is no body (204,
+        HEAD). The head of a response the app abandons before any body is never written:
+        hypercorn closes that connection, as it does after a partial body."""
+        event = with_reason(event)
+        try:
+            data = self.connection.send(event)
+        except h11.LocalProtocolError:
+            if self.connection.their_state != h11.ERROR:
+                raise
+            return
+        if isinstance(event, h11.Response):
+            self._held_head = data
+            return
+        if self._held_head:
+            data, self._held_head = self._held_head + data, b""
+        if data:
+            await self.send(RawData(data=data))
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def _check_protocol(self, event: h11.Request) -> None:
         if event.method == b"GET":

@@ -34,7 +34,6 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 
 from loop_server.events import WritePacer
 from loop_server.origin_policy import ANY_ORIGIN, Headers, OriginPolicy
-from loop_server.serving import _reason_phrase as reason_phrase
 from loop_server.serving._agent_socket import AgentSocketApp
 from loop_server.serving._asgi_fallback import WebSocketFallback, WebSocketRoute
 from loop_server.serving._events_endpoint import EventsEndpoint, serve_events_request
@@ -96,7 +95,6 @@ async def serve(
     if hyper_config.ssl_enabled:
         raise ValueError("serve() speaks plain HTTP only; terminate TLS in front of it")
     hyper_config.set_statsd_logger_class(StatsdLogger)
-    reason_phrase.install()
     # Methods other than GET on the WebSocket paths reach hypercorn: the fallback answers them
     # (HEAD like GET, others 405); everything else goes to ``asgi_app``.
     routes = {events.path: WebSocketRoute(events.authorize, events.hub is not None, "events")}
