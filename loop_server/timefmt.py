@@ -22,7 +22,15 @@ def utc(dt: datetime) -> datetime:
 
 
 def to_db(dt: datetime) -> str:
-    return utc(dt).strftime(_DB_FORMAT)
+    dt = utc(dt)
+    if dt.year < 1000:  # strftime's own (unpadded) year, as such values were always written
+        return dt.strftime(_DB_FORMAT)
+    # The same text as strftime, formatted directly: ~4x faster, and every write formats one
+    # or two (docs/benchmarks.md, REST).
+    return (
+        f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        f".{dt.microsecond:06d}Z"
+    )
 
 
 def from_db(text: str) -> datetime:

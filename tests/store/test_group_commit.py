@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -211,3 +212,54 @@ async def test_a_batch_s_writers_return_in_commit_order(store: Store) -> None:
         stored = await store.db.read(channel_ids)
         assert len(returned) == 30
         assert returned == [c for c in stored if c.startswith(f"r{round_}-")]
+
+
+async def test_writers_return_in_commit_order_across_batches(store: Store) -> None:
+    """A batch committed while the one before it is still returning its writers waits for
+    them: its first writer returns after the last writer of the batch before."""
+    returned: list[str] = []
+    parked, first_running, release, release_first = (
+        trio.Event(),
+        trio.Event(),
+        threading.Event(),
+        threading.Event(),
+    )
+
+    def parked_write(conn: sqlite3.Connection) -> None:
+        trio.from_thread.run_sync(parked.set)
+        if not release.wait(RELEASE_TIMEOUT):
+            raise TimeoutError("test never released the write")
+
+    def first_of_batch(conn: sqlite3.Connection) -> str:
+        # Holds batch A's commit until batch B has queued behind it.
+        trio.from_thread.run_sync(first_running.set)
+        if not release_first.wait(RELEASE_TIMEOUT):
+            raise TimeoutError("test never released batch A")
+        return insert_channel("a-000")(conn)
+
+    async def write_and_note(fn: Callable[[sqlite3.Connection], str]) -> None:
+        returned.append(channel_id := await store.db.write(fn))
+        if channel_id.startswith("a-"):
+            # A slow publisher blocks the event loop: batch B's commit, in its worker thread,
+            # is done long before batch A's last writer has returned.
+            time.sleep(0.002)  # noqa: ASYNC251  (blocking on purpose)
+
+    with trio.fail_after(RELEASE_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.db.write, parked_write)
+            await parked.wait()
+            nursery.start_soon(write_and_note, first_of_batch)
+            await trio.testing.wait_all_tasks_blocked()
+            for i in range(1, 50):
+                nursery.start_soon(write_and_note, insert_channel(f"a-{i:03d}"))
+            await trio.testing.wait_all_tasks_blocked()
+            release.set()  # batch A (a-000 … a-049) starts and holds in a-000
+            await first_running.wait()
+            for i in range(40):
+                nursery.start_soon(write_and_note, insert_channel(f"b-{i:02d}"))
+            await trio.testing.wait_all_tasks_blocked()
+            assert store.db.statistics().writes_waiting == 40
+            release_first.set()
+    stored = await store.db.read(channel_ids)
+    assert len(returned) == 90
+    assert returned == [c for c in stored if c[0] in "ab"]
