@@ -9,7 +9,10 @@ Targets (each a separate process on 127.0.0.1):
 * ``node``: ``benchmarks/peers/rest/rest_store_peer.js``: node:http + better-sqlite3 12, WAL,
   ``synchronous=FULL``, one transaction per write (``make bench-rest-peer`` installs it);
 * ``floor``: ``benchmarks/peers/rest/asgi_floor.py``: hypercorn's trio worker, a bare ASGI app
-  answering a constant (the same answer for every route: the cheapest any route can be here).
+  answering a constant (the same answer for every route: the cheapest any route can be here);
+* ``listener``: the same bare app behind loop-server's listener (``asgi_floor.py
+  --behind-loop-listener``): what the listener's changes to hypercorn save, apart from what
+  loop-server's own code costs.
 
 Load client: this process, Trio, 8 keep-alive HTTP/1.1 connections each sending its next request
 as soon as the previous answer is complete (closed loop), pre-built request bytes, answers
@@ -60,10 +63,11 @@ CONNECTIONS = 8
 WARMUP = 0.4
 HISTORY_MESSAGES = 400
 LIST_CHANNELS = 500
-TARGETS = ("ours", "node", "floor")
+TARGETS = ("ours", "node", "floor", "listener")
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 _CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
 
+BARE = ("floor", "listener")  # the bare constant app, stock hypercorn and our listener
 RequestMaker = Callable[[int], bytes]
 
 
@@ -139,6 +143,8 @@ async def start(
         marker = b"READY"
     else:
         argv = [*python, str(PEER_DIR / "asgi_floor.py")]
+        if name == "listener":
+            argv.append("--behind-loop-listener")
         marker = b"READY"
     process = await trio.lowlevel.open_process(
         argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -268,7 +274,7 @@ class Route:
 
     def status_for(self, target: Target) -> int:
         # The floor answers every request with the same 200: only its cost is compared.
-        return 200 if target.name == "floor" else self.expect
+        return 200 if target.name in BARE else self.expect
 
 
 def _task_body(channel: str) -> Callable[[int], dict[str, object]]:
@@ -315,7 +321,7 @@ async def _create_channel(target: Target, name: str) -> str:
 async def seed(target: Target) -> None:
     """A channel with HISTORY_MESSAGES messages and one task, and an empty one for the created
     tasks (the floor needs nothing)."""
-    if target.name == "floor":
+    if target.name in BARE:
         return
     target.channel = await _create_channel(target, "bench")
     target.tasks_channel = await _create_channel(target, "bench-tasks")
@@ -345,7 +351,7 @@ async def settle(target: Target) -> None:
 
 
 async def add_channels(target: Target) -> None:
-    if target.name != "floor":
+    if target.name not in BARE:
         for n in range(2, LIST_CHANNELS):  # the two of seed() make LIST_CHANNELS
             await _create_channel(target, f"more-{n:03d}")
 
@@ -371,7 +377,8 @@ async def bench(options: argparse.Namespace, tmp: Path) -> Results:
                     for target in targets.values():
                         await add_channels(target)
                 for round_no in range(options.rounds):
-                    order = TARGETS[round_no % 3 :] + TARGETS[: round_no % 3]
+                    turn = round_no % len(TARGETS)
+                    order = TARGETS[turn:] + TARGETS[:turn]
                     for name in order:
                         target = targets[name]
                         cpu_before = process_cpu_seconds(target.process.pid)
@@ -401,27 +408,30 @@ async def bench(options: argparse.Namespace, tmp: Path) -> Results:
 def table(results: Results) -> str:
     lines = [
         "| route | ours req/s | node req/s | floor req/s | ours/floor | ours/node "
-        "| ours p50 / p99 ms | node p50 / p99 ms | CPU µs/req ours / floor / node |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| listener/floor | ours p50 / p99 ms | node p50 / p99 ms "
+        "| CPU µs/req ours / floor / node / listener |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for route in ROUTES:
         ours = results.samples[(route.name, "ours")]
         node = results.samples[(route.name, "node")]
         floor = results.samples[(route.name, "floor")]
+        listener = results.samples[(route.name, "listener")]
         # Ratios per round (the pair measured back to back), then the median.
         vs_floor = statistics.median(o.rps / f.rps for o, f in zip(ours, floor, strict=True))
         vs_node = statistics.median(o.rps / n.rps for o, n in zip(ours, node, strict=True))
+        bare = statistics.median(b.rps / f.rps for b, f in zip(listener, floor, strict=True))
 
         def med(samples: list[Sample], attr: str) -> float:
             return statistics.median(getattr(s, attr) for s in samples)
 
         lines.append(
             f"| {route.name} | {med(ours, 'rps'):.0f} | {med(node, 'rps'):.0f} "
-            f"| {med(floor, 'rps'):.0f} | {vs_floor:.2f}× | {vs_node:.2f}× "
+            f"| {med(floor, 'rps'):.0f} | {vs_floor:.2f}× | {vs_node:.2f}× | {bare:.2f}× "
             f"| {med(ours, 'p50_ms'):.2f} / {med(ours, 'p99_ms'):.2f} "
             f"| {med(node, 'p50_ms'):.2f} / {med(node, 'p99_ms'):.2f} "
             f"| {med(ours, 'cpu_us'):.0f} / {med(floor, 'cpu_us'):.0f} "
-            f"/ {med(node, 'cpu_us'):.0f} |"
+            f"/ {med(node, 'cpu_us'):.0f} / {med(listener, 'cpu_us'):.0f} |"
         )
     return "\n".join(lines)
 

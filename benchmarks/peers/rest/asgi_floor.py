@@ -1,7 +1,12 @@
 """The floor for benchmarks/rest.py: hypercorn's trio worker serving a bare ASGI app that
 answers every request with one constant JSON body (no framework, no routing, no I/O).
 
-Usage: python asgi_floor.py   (prints "READY <port>"; stops on SIGTERM)
+``--behind-loop-listener``: the same app served by loop-server's listener instead of stock
+hypercorn (``loop_server.serving.serve``: hypercorn's ``TCPServer`` with each answer written
+in one send and a keep-alive timer that starts no task per request), to tell what the
+listener saves from what loop-server's own code costs.
+
+Usage: python asgi_floor.py [--behind-loop-listener]   (prints "READY <port>"; stops on SIGTERM)
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 from typing import Any
 
 import trio
@@ -55,8 +61,23 @@ async def main() -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(on_term)
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        if "--behind-loop-listener" in sys.argv:
+            await _serve_behind_loop_listener(sock, config, stop)
+        else:
+            await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
         nursery.cancel_scope.cancel()
+
+
+async def _serve_behind_loop_listener(
+    sock: socket.socket, config: Config, stop: trio.Event
+) -> None:
+    from loop_server.serving import EventsEndpoint
+    from loop_server.serving import serve as loop_serve
+
+    config.bind = []
+    # No events hub: /api/ws answers 501; every other request reaches ``app``.
+    events = EventsEndpoint(None, lambda headers, query: False)
+    await loop_serve(app, config, [sock], events, shutdown_trigger=stop.wait)
 
 
 if __name__ == "__main__":
