@@ -13,10 +13,12 @@ the listener), writers take turns in *waves*. The first writer with new events b
 wave's *leader*; the others park behind it. The leader releases them 16 per scheduler pass,
 so requests are served between chunks, and each writer drains everything queued since — the
 events of several writes for one wake-up and one syscall. If events were published while the
-wave was released, the next wave waits ``ratio`` (4) times the release's duration (between 2
-ms and 30 ms): the writers then get at most a fifth of the time, and an event waits at most
-30 ms for its wave (0.1 s before 2026-12-04: the tighter bound cost no throughput in the
-user's-path benchmark; its effect on p99 was within that host's noise, docs/benchmarks.md).
+wave was released, the next wave waits ``ratio`` (1) times the release's duration (between 2
+ms and 10 ms): the writers then get at most half the time, and an event waits at most 10 ms
+for its wave. History (docs/benchmarks.md, "Events on the user's path"): the ceiling was 0.1 s
+until 2026-12-04, then 30 ms with ``ratio`` 4; with ``ratio`` 1 and 10 ms the user's-path p99
+at 200 subscribers fell from 51 to 35 ms (the Node peer's: 26–29 ms) for 10–20% fewer
+deliveries per second, still 1.5× the peer's.
 If none were, the next event starts a wave at once. A writer that has just written and sees
 events published since its wave began waits for the next wave directly (one wake-up per wave
 instead of two); otherwise it waits on its channel.
@@ -39,8 +41,8 @@ from collections.abc import Callable
 import trio
 
 DEFAULT_FLOOR = 0.002  # s: the least gap between waves while events keep coming
-DEFAULT_CEILING = 0.03  # s: the most an event waits for its wave (docs/benchmarks.md)
-DEFAULT_RATIO = 4.0  # gap ÷ the last wave's release time: writers get ≤ 1/(1+ratio)
+DEFAULT_CEILING = 0.01  # s: the most an event waits for its wave (docs/benchmarks.md)
+DEFAULT_RATIO = 1.0  # gap ÷ the last wave's release time: writers get ≤ 1/(1+ratio)
 DEFAULT_CHUNK = 16  # writers released per scheduler pass
 
 
