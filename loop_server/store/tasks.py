@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from loop_server.domain import NewTask, Task
-from loop_server.store._sql import SqlConnection, StoreDatabase
+from loop_server.store._sql import KEYED_ROWS, SqlConnection, StoreDatabase
 from loop_server.timefmt import from_db, to_db
 
 _COLUMNS = (
@@ -79,14 +79,37 @@ class TaskRepository:
         return await self._db.read(query, keyed=True)
 
     async def list_by_channel(self, channel_id: str, now: datetime) -> list[Task]:
-        """The channel's tasks by next run, hiding once-tasks whose time has passed (§3.9)."""
+        """The channel's tasks by next run, hiding once-tasks whose time has passed (§3.9).
+
+        A channel of at most ``KEYED_ROWS`` tasks (nearly all) is read as a keyed read: a
+        range of the ``scheduled_tasks_channel`` index, at most ``KEYED_ROWS`` + 1 rows
+        whatever the filter would keep, so no thread hop (each ``tasks`` command lists one).
+        A larger channel is read whole in a worker thread."""
+        cutoff = to_db(now)
+
+        def visible(row: tuple[Any, ...]) -> bool:
+            return not (row[4] == "once" and row[7] < cutoff)
+
+        def small(conn: SqlConnection) -> list[Task] | None:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM scheduled_tasks WHERE channel_id = ?"
+                " ORDER BY next_run_at, id LIMIT ?",
+                (channel_id, KEYED_ROWS + 1),
+            ).fetchall()
+            if len(rows) > KEYED_ROWS:
+                return None
+            return [task_from_row(row) for row in rows if visible(row)]
+
+        listed = await self._db.read(small, keyed=True)
+        if listed is not None:
+            return listed
 
         def query(conn: SqlConnection) -> list[Task]:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM scheduled_tasks"
                 " WHERE channel_id = ? AND NOT (type = 'once' AND next_run_at < ?)"
                 " ORDER BY next_run_at, id",
-                (channel_id, to_db(now)),
+                (channel_id, cutoff),
             )
             return [task_from_row(row) for row in rows]
 

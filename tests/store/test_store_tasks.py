@@ -83,6 +83,34 @@ async def test_list_by_channel_hides_past_once_tasks_and_orders_by_next_run(stor
     assert await store.tasks.list_by_channel("nobody", T0) == []
 
 
+@pytest.mark.parametrize("beyond_bound", [-170, 0, 1])
+async def test_list_by_channel_is_the_same_either_side_of_the_keyed_bound(
+    store: Store, beyond_bound: int
+) -> None:
+    """Up to KEYED_ROWS tasks are read on the loop's thread, more in a worker thread: the list
+    (order, hidden past once-tasks) must not tell the two apart."""
+    from loop_server.store._sql import KEYED_ROWS
+
+    ids: dict[int, tuple[str, float]] = {}
+    for n in range(KEYED_ROWS + beyond_bound):
+        kind = ("once", "interval", "cron")[n % 3]
+        when = (n * 37) % 400 - 200  # past and future, with ties
+        ids[await store.tasks.create(new_task(type=kind, next_run=when))] = (kind, when)
+    await store.tasks.create(new_task("other", next_run=1))
+    before = store.db.statistics()
+    listed = await store.tasks.list_by_channel("c1", T0)
+    expected = sorted(
+        (when, task_id)
+        for task_id, (kind, when) in ids.items()
+        if not (kind == "once" and when < 0)
+    )
+    assert [t.id for t in listed] == [task_id for _, task_id in expected]
+    assert all(t.channel_id == "c1" for t in listed)
+    if store.db.dialect == "sqlite":
+        keyed = store.db.statistics().keyed_reads - before.keyed_reads
+        assert keyed == 1  # the bounded read always runs first; a larger channel then hops
+
+
 async def test_update_sets_only_given_fields(store: Store) -> None:
     task_id = await store.tasks.create(new_task(prompt="old"))
     assert await store.tasks.update(task_id, prompt="new", auto_delete_sec=30, now=at(10))
