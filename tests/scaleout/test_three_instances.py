@@ -200,20 +200,30 @@ async def test_a_thousand_tasks_due_at_once_fire_exactly_once_each(
     tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, redis_url: str
 ) -> None:
     count = 1000
+    # 700 tasks fall due at the same instant: exactly-once under contention. Whichever
+    # instance polls first after it may claim that whole burst, so the other 300 fall due one
+    # by one, 37 ms apart (not a divisor of the 0.2 s poll), over 11 s: each is claimed by the
+    # first instance to poll after it, and the instances' polls interleave. Only an instance
+    # that never claims anything in those 11 s leaves one instance with every run.
+    burst, step = 700, timedelta(milliseconds=37)
     with trio.fail_after(DEADLINE * 2):
         async with cluster(tmp_path, postgres_url, redis_url, poll_interval=0.2) as servers:
             clients = _clients(servers)
             try:
                 channel = await create_channel(clients[0], "due")
-                due = (datetime.now(UTC) + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
                 counter = itertools.count()
+
+                def due(n: int) -> str:
+                    when = at if n < burst else at + timedelta(seconds=1) + (n - burst) * step
+                    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
                 async def creator() -> None:
                     while (n := next(counter)) < count:
                         body = {
                             "channel_id": channel,
                             "type": "once",
-                            "schedule": due,
+                            "schedule": due(n),
                             "prompt": f"due {n}",
                         }
                         response = await clients[n % 3].post("/api/tasks", json=body)
