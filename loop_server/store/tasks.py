@@ -86,34 +86,22 @@ class TaskRepository:
         whatever the filter would keep, so no thread hop (each ``tasks`` command lists one).
         A larger channel is read whole in a worker thread."""
         cutoff = to_db(now)
+        sql = (
+            f"SELECT {_COLUMNS} FROM scheduled_tasks WHERE channel_id = ? ORDER BY next_run_at, id"
+        )
 
-        def visible(row: tuple[Any, ...]) -> bool:
-            return not (row[4] == "once" and row[7] < cutoff)
+        def listed(rows: list[tuple[Any, ...]]) -> list[Task]:
+            # Past once-tasks are hidden here, not in SQL: the bounded read must count them.
+            return [task_from_row(r) for r in rows if not (r[4] == "once" and r[7] < cutoff)]
 
         def small(conn: SqlConnection) -> list[Task] | None:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM scheduled_tasks WHERE channel_id = ?"
-                " ORDER BY next_run_at, id LIMIT ?",
-                (channel_id, KEYED_ROWS + 1),
-            ).fetchall()
-            if len(rows) > KEYED_ROWS:
-                return None
-            return [task_from_row(row) for row in rows if visible(row)]
+            rows = conn.execute(sql + " LIMIT ?", (channel_id, KEYED_ROWS + 1)).fetchall()
+            return listed(rows) if len(rows) <= KEYED_ROWS else None
 
-        listed = await self._db.read(small, keyed=True)
-        if listed is not None:
-            return listed
-
-        def query(conn: SqlConnection) -> list[Task]:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM scheduled_tasks"
-                " WHERE channel_id = ? AND NOT (type = 'once' AND next_run_at < ?)"
-                " ORDER BY next_run_at, id",
-                (channel_id, cutoff),
-            )
-            return [task_from_row(row) for row in rows]
-
-        return await self._db.read(query)
+        tasks = await self._db.read(small, keyed=True)
+        if tasks is not None:
+            return tasks
+        return await self._db.read(lambda conn: listed(conn.execute(sql, (channel_id,)).fetchall()))
 
     async def update(
         self,
